@@ -1,0 +1,1 @@
+"""Flax linen model definitions (no losses, no training logic)."""
