@@ -1,0 +1,1 @@
+"""Pure loss functions ``loss(...) -> (scalar, aux_dict)``."""

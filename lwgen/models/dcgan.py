@@ -2,9 +2,9 @@
 
 Architecture after Radford et al. 2016 ("Unsupervised Representation Learning with Deep
 Convolutional GANs", §3: strided convs, BatchNorm and ReLU in G, LeakyReLU in D, tanh output), with
-the class entering G as a one-hot vector concatenated to ``z`` (Mirza & Osindero 2014) and entering D
-by projection (Miyato & Koyama 2018, "cGANs with Projection Discriminator", eq. 3). Spectral
-normalization in D after Miyato et al. 2018.
+the class entering G as a one-hot vector concatenated to ``z`` (Mirza & Osindero 2014) and
+entering D by projection (Miyato & Koyama 2018, "cGANs with Projection Discriminator", eq. 3).
+Spectral normalization in D after Miyato et al. 2018.
 
 The class is a float one-hot ``[B, num_classes]`` rather than an ``nn.Embed`` lookup: an embedding
 exports through jax2tf as GATHER_ND/SELECT ops that the Edge TPU cannot run.
@@ -22,9 +22,7 @@ from flax import linen as nn
 from lwgen.models.layers import UPSAMPLE_MODES, Upsample2x, concat_condition
 
 
-def generator_widths(
-    image_size: int, base_width: int, width_mult: float
-) -> tuple[int, ...]:
+def generator_widths(image_size: int, base_width: int, width_mult: float) -> tuple[int, ...]:
     """Default channel widths of the generator blocks, widest first.
 
     Args:

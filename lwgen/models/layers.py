@@ -4,10 +4,10 @@ The upsampling op is a model option because training speed on XLA CPU and operat
 Edge TPU differ per op (see `shared/DESIGN.md`, "Measured facts"):
 
 * ``"transpose"``   – stride-2 ``nn.ConvTranspose`` (exports as TRANSPOSE_CONV);
-* ``"resize_conv"`` – nearest-neighbour 2× resize then a 3×3 conv (RESIZE_NEAREST_NEIGHBOR + CONV_2D;
-  Odena et al. 2016, "Deconvolution and Checkerboard Artifacts");
-* ``"subpixel"``    – 3×3 conv to 4× channels then depth-to-space (Shi et al. 2016, "Real-Time Single
-  Image and Video Super-Resolution Using an Efficient Sub-Pixel CNN").
+* ``"resize_conv"`` – nearest-neighbour 2× resize then a 3×3 conv (RESIZE_NEAREST_NEIGHBOR +
+  CONV_2D; Odena et al. 2016, "Deconvolution and Checkerboard Artifacts");
+* ``"subpixel"``    – 3×3 conv to 4× channels then depth-to-space (Shi et al. 2016,
+  "Real-Time Single Image and Video Super-Resolution Using an Efficient Sub-Pixel CNN").
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Training: train-state pytrees, pure per-device steps, the one training loop, checkpoints."""

@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` (set-up + the main job) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO := runs/demo
+
+.PHONY: demo test test-slow bench lint clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m lwgen.demo --workdir=$(DEMO)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow tests
+
+bench: $(STAMP)
+	$(PY) bench/edge_latency.py --workdir=$(DEMO) --out=$(DEMO)/bench_edge_latency.json
+	$(PY) bench/train_throughput.py --out=$(DEMO)/bench_train_throughput.json
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check lwgen launch export bench configs tests
+	$(VENV)/bin/ruff check lwgen launch export bench configs tests
+
+clean:
+	rm -rf $(VENV) runs
