@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -149,3 +150,11 @@ def test_data_parallel_step_equals_single_device_step():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "EQUAL" in result.stdout
+
+
+def test_ema_warmup_follows_weights_early_then_reaches_decay():
+    from lwgen.train.steps import ema_warmup
+
+    assert float(ema_warmup(0.999, jnp.asarray(0, jnp.int32))) == pytest.approx(0.1)
+    assert float(ema_warmup(0.999, jnp.asarray(90, jnp.int32))) == pytest.approx(0.91)
+    assert float(ema_warmup(0.999, jnp.asarray(100_000, jnp.int32))) == pytest.approx(0.999)

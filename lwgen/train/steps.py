@@ -80,6 +80,23 @@ def _apply_gradients(tx, grads, opt_state, params):
     return optax.apply_updates(params, updates), opt_state
 
 
+def ema_warmup(ema_decay: float, step: jax.Array) -> jax.Array:
+    """EMA decay ``min(ema_decay, (1 + step) / (10 + step))``.
+
+    The warm-up of ``tf.train.ExponentialMovingAverage(num_updates=step)``: early in training the
+    average follows the weights closely instead of staying near their random initialization.
+
+    Args:
+      ema_decay: the asymptotic decay in ``[0, 1)``.
+      step: int32 scalar, completed steps before this update.
+
+    Returns:
+      float32 scalar decay for this update.
+    """
+    step = step.astype(jnp.float32)
+    return jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
+
+
 def adversarial_step(
     state: GANState,
     batch: Batch,
@@ -104,7 +121,7 @@ def adversarial_step(
       g_tx, d_tx: optimizers.
       objective: the family's ``Objective``.
       num_classes, latent_dim: condition and latent sizes.
-      ema_decay: decay of the generator EMA.
+      ema_decay: decay of the generator EMA (warmed up by ``ema_warmup``).
 
     Returns:
       The new replicated state and metrics averaged over devices (float32 scalars).
@@ -165,6 +182,8 @@ def adversarial_step(
         d_params=d_params,
         d_state=d_state,
         d_opt_state=d_opt_state,
-        ema_params=optax.incremental_update(g_params, state.ema_params, 1.0 - ema_decay),
+        ema_params=optax.incremental_update(
+            g_params, state.ema_params, 1.0 - ema_warmup(ema_decay, state.step)
+        ),
     )
     return new_state, lax.pmean({**d_metrics, **g_metrics}, AXIS)
