@@ -14,6 +14,7 @@ from lwgen.train import checkpoint
 from lwgen.train.config import validate_config
 from lwgen.train.loop import train
 from tests.conftest import ROOT
+from tests.tiny import tiny_gan_config
 
 
 def _leaves(state):
@@ -158,3 +159,28 @@ def test_ema_warmup_follows_weights_early_then_reaches_decay():
     assert float(ema_warmup(0.999, jnp.asarray(0, jnp.int32))) == pytest.approx(0.1)
     assert float(ema_warmup(0.999, jnp.asarray(90, jnp.int32))) == pytest.approx(0.91)
     assert float(ema_warmup(0.999, jnp.asarray(100_000, jnp.int32))) == pytest.approx(0.999)
+
+
+def test_train_launcher_runs_on_two_simulated_devices_and_resumes_on_one(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    workdir = tmp_path / "w"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "launch/train.py",
+            "--config=tests/tiny.py",
+            f"--workdir={workdir}",
+            "--config.num_train_steps=2",
+            "--alsologtostderr",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "devices: 2" in result.stderr
+    assert checkpoint.restore_generator(str(workdir)).step == 2
+    state = train(tiny_gan_config(num_train_steps=4), str(workdir))  # resumed on 1 device
+    assert int(state.step) == 4

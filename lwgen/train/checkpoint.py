@@ -13,6 +13,7 @@ import tempfile
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -123,7 +124,28 @@ def restore_generator(workdir: str) -> RestoredGenerator:
     step = manager.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoints in {ckpt_dir}")
-    restored = manager.restore(step, args=ocp.args.Composite(generator=ocp.args.StandardRestore()))
     gen_config = config.model.generator.to_dict()
     gen_config["image_shape"] = tuple(gen_config["image_shape"])
-    return RestoredGenerator(Generator(**gen_config), restored.generator, config, step)
+    generator = Generator(**gen_config)
+    target = ocp.args.StandardRestore(_local_template(generator))
+    restored = manager.restore(step, args=ocp.args.Composite(generator=target))
+    return RestoredGenerator(generator, restored.generator, config, step)
+
+
+def _local_template(generator: Generator) -> dict[str, Any]:
+    """Abstract exported variables of ``generator`` placed on this host's first device.
+
+    Restoring into it works whatever device topology the checkpoint was written on (a TPU pod,
+    several simulated CPU devices).
+    """
+    z = jnp.zeros((1, generator.latent_dim), jnp.float32)
+    y = jnp.zeros((1, generator.num_classes), jnp.float32)
+    shapes = jax.eval_shape(generator.init, jax.random.PRNGKey(0), z, y)
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return {
+        name: jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree
+        )
+        for name, tree in shapes.items()
+        if name == "params" or name in EXPORTED_COLLECTIONS
+    }
