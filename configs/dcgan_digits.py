@@ -12,6 +12,6 @@ from lwgen.train.config import gan_config
 def get_config() -> ml_collections.ConfigDict:
     """1,797 digits (80% train), hinge loss, spectral-norm projection D, resize-conv G."""
     config = gan_config("digits", num_classes=10, image_shape=(32, 32, 1), base_width=32)
-    config.num_train_steps = 3000
+    config.num_train_steps = 1500
     config.batch_size = 64
     return config
