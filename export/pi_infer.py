@@ -10,8 +10,9 @@ handling that ``lwgen.export`` implements on the host.
 
 The grid has one row per label and ``--num`` columns, each image upscaled ``--scale``× (nearest)
 with a 2 px gutter. ``--npy`` also saves ``images`` (uint8 ``[N, H, W, C]``) and ``labels`` (int64
-``[N]``). ``--edgetpu`` loads the ``libedgetpu.so.1`` delegate (ops run on the Edge TPU only if the
-model was compiled with ``edgetpu_compiler``). Errors print one line on stderr and exit with 2.
+``[N]``). ``--edgetpu`` loads the ``libedgetpu.so.1`` delegate and runs the bundle's
+``model_edgetpu.tflite`` (written when ``edgetpu_compiler`` was on ``PATH`` at export); without it
+the INT8 model runs on the CPU. Errors print one line on stderr and exit with 2.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"
+EDGETPU_MODEL = "model_edgetpu.tflite"
 GUTTER_PX = 2
 GUTTER_VALUE = 128
 INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
@@ -81,8 +83,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def read_bundle(bundle_dir: str) -> tuple[dict[str, Any], bytes]:
+def read_bundle(bundle_dir: str, edgetpu: bool = False) -> tuple[dict[str, Any], bytes]:
     """Reads ``bundle.json`` and ``model.tflite``, verifying the model's sha256.
+
+    With ``edgetpu`` and a bundle exported where ``edgetpu_compiler`` ran, the compiled
+    ``model_edgetpu.tflite`` is read instead (checked against ``bundle.json``'s ``extra_files``).
 
     Raises:
       FileNotFoundError: naming the missing directory or file.
@@ -109,7 +114,19 @@ def read_bundle(bundle_dir: str) -> tuple[dict[str, Any], bytes]:
     actual = hashlib.sha256(model_content).hexdigest()
     if actual != metadata["sha256"]:
         raise ValueError(f"{model_path}: sha256 {actual} does not match bundle.json (corrupted?)")
-    return metadata, model_content
+    if not edgetpu:
+        return metadata, model_content
+    compiled_sha = metadata.get("extra_files", {}).get(EDGETPU_MODEL)
+    if compiled_sha is None:
+        print(
+            f"pi_infer: note: the bundle has no {EDGETPU_MODEL}; ops run on the CPU",
+            file=sys.stderr,
+        )
+        return metadata, model_content
+    compiled = (directory / EDGETPU_MODEL).read_bytes()
+    if hashlib.sha256(compiled).hexdigest() != compiled_sha:
+        raise ValueError(f"{directory / EDGETPU_MODEL}: sha256 does not match bundle.json")
+    return metadata, compiled
 
 
 def _check_tensor_specs(metadata: dict[str, Any], meta_path: Path) -> None:
@@ -289,7 +306,7 @@ def benchmark(model: BundleModel, z: np.ndarray, y: np.ndarray, k: int) -> tuple
 def run(args: argparse.Namespace) -> None:
     """Loads the bundle, generates the grid (and npz), optionally benchmarks."""
     check_output_paths(args.out, args.npy)
-    metadata, model_content = read_bundle(args.bundle)
+    metadata, model_content = read_bundle(args.bundle, args.edgetpu)
     labels = parse_labels(args.labels, metadata["num_classes"])
     interpreter_cls, load_delegate = interpreter_api()
     delegates = edgetpu_delegates(load_delegate) if args.edgetpu else None

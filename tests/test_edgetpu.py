@@ -126,6 +126,7 @@ def _fake_compiler(folder):
         "#!/bin/sh\n"
         'while [ "$1" != "-o" ]; do shift; done\n'
         'echo "Operator Count Status: CONV_2D 3 Mapped to Edge TPU" > "$2/model_edgetpu.log"\n'
+        'echo "compiled" > "$2/model_edgetpu.tflite"\n'
         'echo "Edge TPU Compiler version fake"\n'
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -136,7 +137,7 @@ def test_bundle_files_include_compiler_log_only_when_compiler_exists(
 ):
     model = shared_bundle(tmp_path_factory, "int8_io") / "model.tflite"
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert edgetpu.compiler_log(model) is None
+    assert edgetpu.compile_model(model) is None
     assert set(edgetpu.bundle_files(model)) == {edgetpu.REPORT_FILE}
 
     _fake_compiler(tmp_path)
@@ -144,3 +145,4 @@ def test_bundle_files_include_compiler_log_only_when_compiler_exists(
     log = files[edgetpu.COMPILER_LOG_FILE].decode()
     assert "exit status 0" in log and "Compiler version fake" in log and "Mapped to Edge" in log
     assert json.loads(files[edgetpu.REPORT_FILE])["coverage"] == 1.0
+    assert files[edgetpu.COMPILED_MODEL_FILE] == b"compiled\n"

@@ -1,6 +1,7 @@
 """End-to-end tests of the standalone device script export/pi_infer.py, run in subprocesses."""
 
 import ctypes.util
+import json
 import os
 import shutil
 import subprocess
@@ -138,3 +139,15 @@ def test_edgetpu_without_runtime_is_a_clear_error(tmp_path_factory, tmp_path):
     done = run_pi("--bundle", bundle, "--out", tmp_path / "g.png", "--edgetpu")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "libedgetpu.so.1" in done.stderr.strip().splitlines()[-1]
+
+
+def test_edgetpu_uses_the_compiled_model_and_checks_its_sha256(tmp_path_factory, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(shared_bundle(tmp_path_factory, "int8_io"), copy)
+    (copy / "model_edgetpu.tflite").write_bytes(b"compiled by edgetpu_compiler")
+    metadata = json.loads((copy / "bundle.json").read_text())
+    metadata.setdefault("extra_files", {})["model_edgetpu.tflite"] = "0" * 64
+    (copy / "bundle.json").write_text(json.dumps(metadata))
+    done = run_pi("--bundle", copy, "--out", tmp_path / "g.png", "--edgetpu")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "model_edgetpu.tflite: sha256 does not match" in done.stderr

@@ -18,7 +18,7 @@ float-IO boundary: they run on the CPU without ending the segment (export with
 utilities, so models the interpreter cannot load (float or custom ops) can be reported too.
 
 This is a static check; op versions and on-chip memory limits are not checked, so when
-``edgetpu_compiler`` is on ``PATH`` its own log (``compiler_log``) is the authority.
+``edgetpu_compiler`` is on ``PATH`` its own log (``compile_model``) is the authority.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ai_edge_litert.tools import flatbuffer_utils
 SOURCE = "https://coral.ai/docs/edgetpu/models-intro/#supported-operations (compiler 16)"
 REPORT_FILE = "edgetpu_report.json"
 COMPILER_LOG_FILE = "edgetpu_compiler.log"
+COMPILED_MODEL_FILE = "model_edgetpu.tflite"
 COMPILER = "edgetpu_compiler"
 QUANTIZED_TYPES = ("INT8", "UINT8")
 PARAM_TYPES = ("INT32",)
@@ -334,16 +335,19 @@ def edgetpu_report(tflite_path: str | Path) -> dict[str, Any]:
     }
 
 
-def compiler_log(tflite_path: str | Path, timeout_s: float = 300.0) -> str | None:
-    """Runs ``edgetpu_compiler -s`` on the model if it is on ``PATH`` and returns its log.
+def compile_model(
+    tflite_path: str | Path, timeout_s: float = 300.0
+) -> tuple[str, bytes | None] | None:
+    """Runs ``edgetpu_compiler -s`` on the model if it is on ``PATH``.
 
     Args:
-      tflite_path: the model to compile (the compiled model is discarded).
+      tflite_path: the model to compile.
       timeout_s: limit for the compiler run in seconds.
 
     Returns:
-      The compiler's exit status, stdout/stderr and the ``.log`` files it wrote, or None if
-      ``edgetpu_compiler`` is not on ``PATH``.
+      ``(log, compiled)``: the compiler's exit status, stdout/stderr and the ``.log`` files it
+      wrote, and the bytes of the ``*_edgetpu.tflite`` it produced (None if it produced none);
+      or None if ``edgetpu_compiler`` is not on ``PATH``.
     """
     compiler = shutil.which(COMPILER)
     if compiler is None:
@@ -362,11 +366,16 @@ def compiler_log(tflite_path: str | Path, timeout_s: float = 300.0) -> str | Non
         except subprocess.TimeoutExpired:
             parts = [f"{COMPILER} did not finish within {timeout_s:.0f} s"]
         parts += [log.read_text(errors="replace") for log in sorted(Path(out_dir).glob("*.log"))]
-    return "\n".join(part for part in parts if part)
+        compiled = sorted(Path(out_dir).glob("*_edgetpu.tflite"))
+        model = compiled[0].read_bytes() if compiled else None
+    return "\n".join(part for part in parts if part), model
 
 
 def bundle_files(model_path: Path) -> dict[str, bytes]:
-    """Files for a bundle: ``edgetpu_report.json`` and, if the compiler ran, its log.
+    """Files for a bundle: ``edgetpu_report.json``; if the compiler ran, its log and model.
+
+    The compiled model is kept as ``model_edgetpu.tflite`` (its sha256 goes into
+    ``bundle.json``'s ``extra_files``); ``export/pi_infer.py --edgetpu`` runs it.
 
     Args:
       model_path: the staged ``model.tflite`` (see ``lwgen.export.bundle.write_bundle``).
@@ -375,7 +384,10 @@ def bundle_files(model_path: Path) -> dict[str, bytes]:
       ``{file name: bytes}``.
     """
     files = {REPORT_FILE: (json.dumps(edgetpu_report(model_path), indent=2) + "\n").encode()}
-    log = compiler_log(model_path)
-    if log is not None:
+    compiled = compile_model(model_path)
+    if compiled is not None:
+        log, model = compiled
         files[COMPILER_LOG_FILE] = log.encode()
+        if model is not None:
+            files[COMPILED_MODEL_FILE] = model
     return files
