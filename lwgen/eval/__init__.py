@@ -1,0 +1,1 @@
+"""Evaluation: the judge (`judge`), metrics (`metrics`), sampler scoring (`evaluate`), `profile`."""
