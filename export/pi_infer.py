@@ -212,7 +212,19 @@ class BundleModel:
         self.interpreter = interpreter_cls(
             model_content=model_content, num_threads=threads, experimental_delegates=delegates
         )
-        self.interpreter.allocate_tensors()
+        try:
+            self.interpreter.allocate_tensors()
+        except RuntimeError:
+            if delegates:
+                raise
+            # XNNPACK refuses some graphs (e.g. sparse INT8): run on the builtin kernels.
+            resolver = sys.modules[interpreter_cls.__module__].OpResolverType
+            self.interpreter = interpreter_cls(
+                model_content=model_content,
+                num_threads=threads,
+                experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+            self.interpreter.allocate_tensors()
         inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
         outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
         self.z, self.y = (self._match(spec, inputs) for spec in metadata["inputs"])

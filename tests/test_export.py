@@ -248,3 +248,25 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, args, message):
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("export_bundle: error")]
     assert len(errors) == 1 and message in errors[0]
+
+
+def test_sparse_int8_export_runs_without_xnnpack(tmp_path, restored):
+    """XNNPACK refuses sparse INT8 graphs; the runtime must fall back to the builtin kernels."""
+    import jax
+
+    from lwgen.export.bundle import export_generator
+
+    def prune(kernel):
+        kernel = np.asarray(kernel)
+        if kernel.ndim < 2:
+            return kernel
+        return np.where(np.abs(kernel) >= np.quantile(np.abs(kernel), 0.8), kernel, 0.0)
+
+    variables = {**restored.variables, "params": jax.tree.map(prune, restored.variables["params"])}
+    out = tmp_path / "sparse"
+    export_generator(restored.generator, variables, out, quant="int8", sparsity=True)
+    generator = TFLiteGenerator(out)
+    assert generator.metadata["sparsity"] is True
+    z, y = _fresh_inputs(restored.generator)
+    reference = np.asarray(restored.generator.apply(variables, z, y, train=False))
+    assert _errors(reference, generator(z, y))[1] > 25

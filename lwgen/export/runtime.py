@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from lwgen.export.bundle import load_bundle
 
@@ -69,6 +69,25 @@ def tensor_spec(name: str, detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def allocated_interpreter(model_content: bytes, num_threads: int) -> Interpreter:
+    """An interpreter with its tensors allocated, on XNNPACK if it can take the model.
+
+    XNNPACK (LiteRT's default CPU delegate) refuses some graphs, e.g. INT8 models converted
+    with the sparsity optimization; those run on the builtin kernels instead.
+    """
+    interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError:
+        interpreter = Interpreter(
+            model_content=model_content,
+            num_threads=num_threads,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        interpreter.allocate_tensors()
+    return interpreter
+
+
 class TFLiteRunner:
     """Runs a generator ``.tflite`` whose one signature maps ``z``, ``y`` to ``image``.
 
@@ -93,8 +112,7 @@ class TFLiteRunner:
         """
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-        self.interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        self.interpreter = allocated_interpreter(model_content, num_threads)
         signatures = self.interpreter.get_signature_list()
         if len(signatures) != 1:
             raise ValueError(f"model must have exactly one signature, got {list(signatures)}")
