@@ -27,6 +27,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from lwgen import images as image_grid
+from lwgen.compress import apply_compression
 from lwgen.data import check_batch_divisible, load_source, shard_batch
 from lwgen.models.dcgan import Discriminator, Generator
 from lwgen.train import checkpoint
@@ -58,11 +59,13 @@ class Setup:
 
 
 def make_setup(config: ml_collections.ConfigDict) -> Setup:
-    """The default setup of ``config``: models, Adam, the family's objective, a fresh state."""
+    """The setup of ``config``: models, Adam, the family's objective, a fresh state, switched to
+    the compression method of an optional ``compress`` group (``lwgen.compress``)."""
     generator, discriminator = build_models(config.model)
     g_tx, d_tx = make_optimizers(config.optim)
     init = functools.partial(create_gan_state, generator, discriminator, g_tx, d_tx, config.seed)
-    return Setup(generator, discriminator, g_tx, d_tx, make_objective(config), init)
+    setup = Setup(generator, discriminator, g_tx, d_tx, make_objective(config), init)
+    return apply_compression(setup, config) if "compress" in config else setup
 
 
 def sample_images(
