@@ -14,7 +14,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m lwgen.demo --workdir=$(DEMO)
+	$(PY) launch/demo.py --workdir=$(DEMO)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
