@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from lwgen import cli
 from lwgen.compress.finetune import compress_workdir
 from lwgen.eval.evaluate import evaluate_bundle
 from lwgen.eval.profile import profile_files, profile_generator
@@ -286,28 +286,11 @@ def report(source: str, out: Path) -> dict[str, Any]:
     return result
 
 
-def _fail(message: object) -> None:
-    print(f"compression_report: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        _fail(e)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}")
+def main() -> None:
     out = Path(FLAGS.out)
-    try:
-        result = report(FLAGS.workdir, out)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
-        _fail(e)
+    result = report(FLAGS.workdir, out)
     print(markdown(result["rows"], result["goals"]))
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    cli.run("compression_report", main)

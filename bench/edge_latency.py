@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from lwgen import cli
 
 flags.DEFINE_string("workdir", None, "Trained workdir (config.json + checkpoints/).")
 flags.DEFINE_string("out", None, "JSON file to write.")
@@ -190,33 +192,16 @@ def write_json(path: str, report: dict[str, Any]) -> None:
         raise
 
 
-def _fail(message: object) -> None:
-    print(f"edge_latency: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        _fail(e)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}")
-    try:
-        if FLAGS.jax_threads is not None:
-            print(json.dumps(time_jax(FLAGS.workdir, FLAGS.jax_threads, FLAGS.repeats)))
-            return
-        if FLAGS.out is None or not Path(FLAGS.out).resolve().parent.is_dir():
-            raise ValueError(f"--out must be a JSON path in an existing folder, got {FLAGS.out}")
-        thread_counts = [int(t) for t in FLAGS.threads]
-        if FLAGS.repeats < 1 or min(thread_counts) < 1:
-            raise ValueError("--repeats and every --threads value must be >= 1")
-        report = run(FLAGS.workdir, thread_counts, FLAGS.repeats)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(e)
+def main() -> None:
+    if FLAGS.jax_threads is not None:
+        print(json.dumps(time_jax(FLAGS.workdir, FLAGS.jax_threads, FLAGS.repeats)))
+        return
+    if FLAGS.out is None or not Path(FLAGS.out).resolve().parent.is_dir():
+        raise ValueError(f"--out must be a JSON path in an existing folder, got {FLAGS.out}")
+    thread_counts = [int(t) for t in FLAGS.threads]
+    if FLAGS.repeats < 1 or min(thread_counts) < 1:
+        raise ValueError("--repeats and every --threads value must be >= 1")
+    report = run(FLAGS.workdir, thread_counts, FLAGS.repeats)
     write_json(FLAGS.out, report)
     print(table(report))
     print(f"wrote {FLAGS.out}")
@@ -224,4 +209,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main, flags_parser=_parse_flags)
+    cli.run("edge_latency", main)

@@ -14,10 +14,10 @@ into place. Errors print one line on stderr and exit with code 2.
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
+from lwgen import cli
 from lwgen.export.bundle import QUANT_MODES, export_workdir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
@@ -34,18 +34,6 @@ flags.mark_flags_as_required(["workdir", "out"])
 FLAGS = flags.FLAGS
 
 
-def _fail(message: object) -> None:
-    print(f"export_bundle: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        _fail(e)
-
-
 def _summary(metadata: dict) -> str:
     error = metadata["error"]
     extras = ", ".join(metadata["extra_files"]) or "none"
@@ -57,27 +45,22 @@ def _summary(metadata: dict) -> str:
     )
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}")
+def main() -> None:
     extra_files = None
     if FLAGS.edgetpu_report:
         from lwgen.export.edgetpu import bundle_files as extra_files
-    try:
-        metadata = export_workdir(
-            FLAGS.workdir,
-            FLAGS.out,
-            quant=FLAGS.quant,
-            batch=FLAGS.batch,
-            num_calibration=FLAGS.num_calibration,
-            min_psnr=FLAGS.min_psnr,
-            sparsity=FLAGS.sparsity,
-            extra_files=extra_files,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        _fail(e)
+    metadata = export_workdir(
+        FLAGS.workdir,
+        FLAGS.out,
+        quant=FLAGS.quant,
+        batch=FLAGS.batch,
+        num_calibration=FLAGS.num_calibration,
+        min_psnr=FLAGS.min_psnr,
+        sparsity=FLAGS.sparsity,
+        extra_files=extra_files,
+    )
     print(_summary(metadata))
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    cli.run("export_bundle", main)

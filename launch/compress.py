@@ -12,10 +12,10 @@ print one line on stderr and exit with code 2.
 """
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
+from lwgen import cli
 from lwgen.compress.finetune import compress_workdir
 from lwgen.compress.pruning import SCOPES
 from lwgen.compress.setup import METHODS, SOURCE_PARAMS
@@ -33,38 +33,21 @@ flags.mark_flags_as_required(["workdir", "out_workdir", "method"])
 FLAGS = flags.FLAGS
 
 
-def _fail(message: object) -> None:
-    print(f"compress: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        _fail(e)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}")
-    try:
-        compress_workdir(
-            FLAGS.workdir,
-            FLAGS.out_workdir,
-            FLAGS.method,
-            FLAGS.amount,
-            FLAGS.steps,
-            source_params=FLAGS.source_params,
-            scope=FLAGS.scope,
-        )
-        restored = restore_generator(FLAGS.out_workdir)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
-        _fail(e)
+def main() -> None:
+    compress_workdir(
+        FLAGS.workdir,
+        FLAGS.out_workdir,
+        FLAGS.method,
+        FLAGS.amount,
+        FLAGS.steps,
+        source_params=FLAGS.source_params,
+        scope=FLAGS.scope,
+    )
+    restored = restore_generator(FLAGS.out_workdir)
     profile = profile_generator(restored.generator, restored.variables)
     write_profile(profile, os.path.join(FLAGS.out_workdir, "profile.json"))
     print(format_profile(profile))
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    cli.run("compress", main)

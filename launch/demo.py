@@ -8,12 +8,12 @@ INT8 bundle), ``WORKDIR/report.md`` and ``WORKDIR/report.json``.
 """
 
 import os
-import sys
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
+from lwgen import cli
 from lwgen.demo import format_report, run_demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,18 +28,12 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Output folder (resumed i
 _PER_CLASS = flags.DEFINE_integer("per_class", 100, "Generated samples per class for metrics.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main() -> None:
     logging.info("devices: %d (%s)", jax.device_count(), jax.devices()[0].platform)
     pi_script = os.path.join(ROOT, "export", "pi_infer.py")
-    try:
-        report = run_demo(_CONFIG.value, _WORKDIR.value, pi_script, _PER_CLASS.value)
-    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as e:
-        print(f"demo: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    report = run_demo(_CONFIG.value, _WORKDIR.value, pi_script, _PER_CLASS.value)
     print(format_report(report))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("demo", main)

@@ -6,11 +6,11 @@ Prints class accuracy, Fréchet distance and the real-data references (see `lwge
 """
 
 import json
-import sys
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 
+from lwgen import cli
 from lwgen.eval.evaluate import evaluate_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to evaluate.")
@@ -21,17 +21,11 @@ _CACHE_DIR = flags.DEFINE_string(
 flags.mark_flags_as_required(["workdir"])
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main() -> None:
     logging.info("devices: %d (%d local)", jax.device_count(), jax.local_device_count())
-    try:
-        metrics = evaluate_workdir(_WORKDIR.value, _PER_CLASS.value, _CACHE_DIR.value)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"evaluate: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    metrics = evaluate_workdir(_WORKDIR.value, _PER_CLASS.value, _CACHE_DIR.value)
     print(json.dumps(metrics, indent=2))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("evaluate", main)

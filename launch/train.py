@@ -7,12 +7,11 @@ Runs unchanged on CPU, GPU, TPU and multi-host pods (``--multihost`` calls
 ``jax.distributed.initialize()``); an unknown ``--config.KEY`` is an error.
 """
 
-import sys
-
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
+from lwgen import cli
 from lwgen.train.loop import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -23,18 +22,12 @@ _MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initial
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main() -> None:
     if _MULTIHOST.value:
         jax.distributed.initialize()
     logging.info("devices: %d (%d local)", jax.device_count(), jax.local_device_count())
-    try:
-        train(_CONFIG.value, _WORKDIR.value)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
-        print(f"train: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    train(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("train", main)

@@ -98,7 +98,7 @@ def test_unknown_override_key_fails_before_any_work(tmp_path):
         text=True,
         timeout=300,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no_such_key" in result.stderr
     assert not workdir.exists()
 

@@ -1,0 +1,49 @@
+"""Command-line plumbing shared by the ``launch/``, ``export/`` and ``bench/`` entry points.
+
+Every tool reports a bad flag, a stray argument or a user error (a wrong path, a corrupt bundle,
+a bad config value) as one line ``TOOL: error: MESSAGE`` on stderr and exit code 2, without a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from absl import app, flags
+
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, RuntimeError)
+
+
+def fail(tool: str, message: object) -> NoReturn:
+    """Prints ``TOOL: error: MESSAGE`` on stderr and exits with code 2."""
+    print(f"{tool}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run(tool: str, main: Callable[[], None]) -> None:
+    """``absl.app.run`` for ``main()`` with one-line errors and exit code 2.
+
+    Args:
+      tool: the name printed before each error line.
+      main: the tool's body; it reads the parsed absl flags and may raise ``USER_ERRORS``.
+    """
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            fail(tool, e)
+        except (AttributeError, KeyError) as e:  # ml_collections: a --config.KEY it lacks
+            fail(tool, f"unknown config key in the command line: {e}")
+
+    def checked_main(argv: list[str]) -> None:
+        if len(argv) > 1:
+            fail(tool, f"unexpected arguments {argv[1:]}")
+        try:
+            main()
+        except USER_ERRORS as e:
+            fail(tool, e)
+
+    app.run(checked_main, flags_parser=parse)
