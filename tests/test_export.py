@@ -270,3 +270,22 @@ def test_sparse_int8_export_runs_without_xnnpack(tmp_path, restored):
     z, y = _fresh_inputs(restored.generator)
     reference = np.asarray(restored.generator.apply(variables, z, y, train=False))
     assert _errors(reference, generator(z, y))[1] > 25
+
+
+def test_int8_dense_weights_are_per_tensor_and_conv_weights_per_channel(tmp_path_factory):
+    from ai_edge_litert.interpreter import Interpreter
+
+    directory = shared_bundle(tmp_path_factory, "int8")
+    assert load_bundle(directory).metadata["calibration"]["dense_weights"] == "per_tensor"
+    interpreter = Interpreter(model_path=str(directory / "model.tflite"))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    weight_scales = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D"):
+            weights = tensors[op["inputs"][1]]
+            scales = weights["quantization_parameters"]["scales"]
+            per_channel = len(scales) == weights["shape"][0]  # OHWI / [out, in] weights
+            weight_scales.setdefault(op["op_name"], []).append((len(scales), per_channel))
+    assert weight_scales["FULLY_CONNECTED"] == [(1, False)]
+    assert all(per_channel for _, per_channel in weight_scales["CONV_2D"])
+    assert max(n for n, _ in weight_scales["CONV_2D"]) > 1

@@ -312,7 +312,13 @@ def export_generator(
         "quant": quant,
         "sparsity": sparsity,
         "batch": batch,
-        "calibration": {"num_samples": num_calibration, "seed": seed} if int8 else None,
+        "calibration": {
+            "num_samples": num_calibration,
+            "seed": seed,
+            "dense_weights": convert.DENSE_WEIGHTS,
+        }
+        if int8
+        else None,
         "image_shape": [int(d) for d in generator.image_shape],
         "latent_dim": int(generator.latent_dim),
         "num_classes": int(generator.num_classes),

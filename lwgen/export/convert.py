@@ -15,6 +15,12 @@ Training of Neural Networks for Efficient Integer-Arithmetic-Only Inference", §
 * ``int8``    – int8 weights and activations (``TFLITE_BUILTINS_INT8`` kernels only), float IO;
 * ``int8_io`` – as ``int8`` but with int8 inputs and outputs too (what the Edge TPU wants).
 
+In the int8 modes convolution weights are quantized per output channel and FULLY_CONNECTED weights
+per tensor (``DENSE_WEIGHTS``): per-channel dense weights store a float scale and an int64 zero
+point for each of the (2,048 in the demo) output units and the int32 bias scales again, which
+made the demo's INT8 file 28.4% of float32 instead of 25.9%, for a PSNR against JAX of 40.59 dB
+instead of 40.51 dB (measured on the 1,500-step demo generator).
+
 The int8 modes calibrate activation ranges on a representative dataset drawn from the latent
 prior ``z ~ N(0, I)`` with classes cycled in order.
 """
@@ -36,6 +42,7 @@ from jax.experimental import jax2tf
 from lwgen.export.bundle import INT8_MODES, MIN_CALIBRATION, QUANT_MODES
 from lwgen.export.runtime import TFLiteRunner
 
+DENSE_WEIGHTS = "per_tensor"
 PEAK_TO_PEAK = 2.0  # images live in [-1, 1]
 _CALIBRATION_STREAM = 0
 _VERIFICATION_STREAM = 1
@@ -196,6 +203,8 @@ def convert(
             generator.latent_dim, generator.num_classes, batch, num_calibration, seed
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # Per-tensor FULLY_CONNECTED weights: see DENSE_WEIGHTS.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     if quant == "int8_io":
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
