@@ -11,12 +11,14 @@ import functools
 from collections.abc import Mapping
 
 from lwgen.data.digits import load_digits_source
+from lwgen.data.distill_set import load_distill_source
 from lwgen.data.folder import load_folder_source
 from lwgen.data.source import ArraySource, check_batch_divisible, check_split, shard_batch
 from lwgen.data.tfds_source import TFDS_NAMES, load_tfds_source
 
 LOADERS = {
     "digits": load_digits_source,
+    "distill": load_distill_source,
     "folder": load_folder_source,
     **{name: functools.partial(load_tfds_source, name) for name in TFDS_NAMES},
 }
