@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from lwgen import cli
 from lwgen.data.distill_set import real_data_config
 from lwgen.eval.evaluate import evaluate_bundle
 from lwgen.eval.profile import profile_files, profile_generator
@@ -181,27 +181,10 @@ def report(teacher_workdir: str, student_workdir: str, out: Path) -> dict[str, A
     return result
 
 
-def _fail(message: object) -> None:
-    print(f"distill_report: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        _fail(e)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}")
-    try:
-        result = report(FLAGS.teacher_workdir, FLAGS.student_workdir, Path(FLAGS.out))
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
-        _fail(e)
+def main() -> None:
+    result = report(FLAGS.teacher_workdir, FLAGS.student_workdir, Path(FLAGS.out))
     print(markdown(result["rows"], result["goals"]))
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    cli.run("distill_report", main)

@@ -10,11 +10,11 @@ from elsewhere is used through ``lwgen.data.distill_set.write_distill_set`` dire
 from __future__ import annotations
 
 import os
-import sys
 
 import jax
-from absl import app, flags
+from absl import flags
 
+from lwgen import cli
 from lwgen.data.distill_set import write_distill_set
 from lwgen.train.checkpoint import restore_generator
 
@@ -53,16 +53,10 @@ def make_set() -> dict:
     )
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        manifest = make_set()
-    except (ValueError, OSError) as e:
-        print(f"make_distill_set: error: {e}", file=sys.stderr)
-        sys.exit(2)
+def main() -> None:
+    manifest = make_set()
     print(f"{manifest['count']} samples in {len(manifest['shards'])} shards -> {_OUT.value}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("make_distill_set", main)

@@ -247,3 +247,20 @@ def test_launcher_missing_workdir_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("evaluate: error:")
     assert "config.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_distillation_workdirs_are_judged_against_their_real_data():
+    import ml_collections
+
+    from lwgen.eval.evaluate import judged_data_config
+
+    data = ml_collections.ConfigDict(
+        {"source": "distill", "path": "/sets/s", "real_source": "digits", "real_path": None}
+    )
+    assert judged_data_config(data).source == "digits"
+    assert judged_data_config(data).path is None
+    data.real_source = None
+    with pytest.raises(ValueError, match="data.real_source"):
+        judged_data_config(data)
+    plain = ml_collections.ConfigDict({"source": "digits"})
+    assert judged_data_config(plain) is plain

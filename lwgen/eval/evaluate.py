@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from lwgen.data import load_source
+from lwgen.data.distill_set import real_data_config
 from lwgen.data.source import to_unit_range
 from lwgen.eval.judge import Judge, as_data_config, load_or_train_judge
 from lwgen.eval.metrics import class_accuracy, frechet_distance
@@ -170,6 +171,26 @@ def evaluate_sampler(
     }
 
 
+def judged_data_config(data_config: Mapping) -> Mapping:
+    """The real data a workdir's generator is judged against.
+
+    A distillation student's ``data`` group names the teacher's set; it is judged against the
+    real data behind that set (``data.real_source``), like its teacher.
+
+    Raises:
+      ValueError: for a distillation set without ``data.real_source``.
+    """
+    if data_config.get("source", None) != "distill":
+        return data_config
+    real = real_data_config(data_config)
+    if real is None:
+        raise ValueError(
+            "a distillation workdir is judged against real data: set data.real_source "
+            "(and data.real_path for a folder)"
+        )
+    return real
+
+
 def evaluate_workdir(
     workdir: str, per_class: int = 100, cache_dir: str | None = None
 ) -> dict[str, float | int]:
@@ -198,7 +219,7 @@ def evaluate_workdir(
         sample_fn,
         restored.generator.num_classes,
         restored.generator.latent_dim,
-        restored.config.data,
+        judged_data_config(restored.config.data),
         per_class=per_class,
         cache_dir=cache_dir,
     )
