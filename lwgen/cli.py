@@ -1,8 +1,9 @@
 """Command-line plumbing shared by the ``launch/``, ``export/`` and ``bench/`` entry points.
 
-Every tool reports a bad flag, a stray argument or a user error (a wrong path, a corrupt bundle,
-a bad config value) as one line ``TOOL: error: MESSAGE`` on stderr and exit code 2, without a
-traceback.
+Every tool reports a bad flag, a stray argument, an unknown ``--config.KEY`` or a user error
+(`lwgen.errors.LwgenError`: a wrong path, a corrupt bundle, a bad config value) as one line
+``TOOL: error: MESSAGE`` on stderr and exit code 2, without a traceback. Any other exception (a
+bug, an XLA runtime error) is not caught and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import NoReturn
 
 from absl import app, flags
 
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, RuntimeError)
+from lwgen.errors import LwgenError
 
 
 def fail(tool: str, message: object) -> NoReturn:
@@ -23,11 +24,13 @@ def fail(tool: str, message: object) -> NoReturn:
 
 
 def run(tool: str, main: Callable[[], None]) -> None:
-    """``absl.app.run`` for ``main()`` with one-line errors and exit code 2.
+    """``absl.app.run`` for ``main()`` with one-line user errors and exit code 2.
 
     Args:
       tool: the name printed before each error line.
-      main: the tool's body; it reads the parsed absl flags and may raise ``USER_ERRORS``.
+      main: the tool's body; it reads the parsed absl flags. A `lwgen.errors.LwgenError` it
+        raises becomes one line and exit code 2; any other exception propagates with its
+        traceback.
     """
 
     def parse(argv: list[str]) -> list[str]:
@@ -43,7 +46,7 @@ def run(tool: str, main: Callable[[], None]) -> None:
             fail(tool, f"unexpected arguments {argv[1:]}")
         try:
             main()
-        except USER_ERRORS as e:
+        except LwgenError as e:
             fail(tool, e)
 
     app.run(checked_main, flags_parser=parse)
