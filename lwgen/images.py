@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
+
+from lwgen.io import atomic_write
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -42,16 +43,10 @@ def make_grid(images: np.ndarray, rows: int, gutter: int = 2, scale: int = 2) ->
     return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def save_png(path: str, grid: np.ndarray) -> None:
-    """Writes a uint8 ``[H, W, C]`` array (C = 1 or 3) to ``path`` as PNG, atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+def save_png(path: str | os.PathLike, grid: np.ndarray) -> None:
+    """Writes a uint8 ``[H, W, C]`` array (C = 1 or 3) to ``path`` as PNG, atomically.
+
+    The folder is created if needed (see `lwgen.io.atomic_write`).
+    """
     image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
