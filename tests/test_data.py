@@ -1,5 +1,7 @@
 """Data sources: the fixed digits split, deterministic batches, TFDS (mocked), folders, errors."""
 
+import ast
+import graphlib
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from PIL import Image
 from lwgen.data import LOADERS, check_batch_divisible, load_source
 from lwgen.data.digits import digits_images
 from lwgen.data.source import stratified_split
+from lwgen.errors import ConfigError, DataError, MissingFileError
 from tests.conftest import ROOT
 
 
@@ -120,19 +123,19 @@ def test_folder_source_names_a_corrupt_image(tmp_path):
     broken = tmp_path / "b" / "03.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
     config = _data_config("folder", image_size=8, channels=1, path=str(tmp_path))
-    with pytest.raises(ValueError, match="cannot read image .*03.png"):
+    with pytest.raises(DataError, match="cannot read image .*03.png"):
         for split in ("train", "heldout"):  # the file is in one of the two splits
             load_source(config, split)
 
 
 def test_folder_source_missing_path_is_clear(tmp_path):
     config = _data_config("folder", path=str(tmp_path / "nope"))
-    with pytest.raises(FileNotFoundError, match="nope"):
+    with pytest.raises(MissingFileError, match="nope"):
         load_source(config, "train")
 
 
 def test_unknown_source_and_split_are_errors():
-    with pytest.raises(ValueError, match="data.source must be one of"):
+    with pytest.raises(ConfigError, match="data.source must be one of"):
         load_source(_data_config("imagenet"), "train")
     with pytest.raises(ValueError, match="split must be one of"):
         load_source(_data_config(), "test")
@@ -141,7 +144,7 @@ def test_unknown_source_and_split_are_errors():
 
 def test_batch_not_divisible_by_device_count_is_an_error():
     check_batch_divisible(64, 4)
-    with pytest.raises(ValueError, match="batch size 10 is not divisible by the device count 4"):
+    with pytest.raises(ConfigError, match="batch size 10 is not divisible by the device count 4"):
         check_batch_divisible(10, 4)
 
 
@@ -166,3 +169,27 @@ def test_shard_batch_on_four_devices():
     )
     assert result.returncode == 0, result.stderr
     assert "ERROR: global batch size 6 is not divisible by the device count 4" in result.stdout
+
+
+def _data_imports(path, modules):
+    """The ``lwgen.data`` modules that the file at ``path`` imports anywhere, lazily included."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = {f"{node.module}.{alias.name}" for alias in node.names} & modules
+            found.update(names or {node.module})
+    return found & modules
+
+
+def test_imports_inside_lwgen_data_go_one_way():
+    folder = os.path.join(ROOT, "lwgen", "data")
+    files = {
+        "lwgen.data" if f == "__init__.py" else f"lwgen.data.{f[:-3]}": os.path.join(folder, f)
+        for f in os.listdir(folder)
+        if f.endswith(".py")
+    }
+    graph = {name: _data_imports(path, set(files)) - {name} for name, path in files.items()}
+    assert "lwgen.data" not in set().union(*graph.values())
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a cycle

@@ -14,11 +14,12 @@ import pytest
 from lwgen.data import ArraySource, load_source
 from lwgen.data.distill_set import (
     DistillSource,
-    file_sha256,
     load_distill_source,
     real_data_config,
     write_distill_set,
 )
+from lwgen.errors import ConfigError, DataError, MissingFileError
+from lwgen.io import file_sha256
 from lwgen.models.dcgan import Generator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +55,8 @@ def write(out_dir, teacher=toy_teacher, **overrides):
 
 
 def load(set_dir, split="train", **config):
-    return load_distill_source(ml_collections.ConfigDict({"path": str(set_dir), **config}), split)
+    data_config = ml_collections.ConfigDict({"path": str(set_dir), **config})
+    return load_distill_source(data_config, split, load_real=load_source)
 
 
 def tree_bytes(set_dir):
@@ -111,7 +113,7 @@ def test_resume_after_crash_matches_uninterrupted_run(reference, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["index"] for s in manifest["shards"]] == [0, 1]
     assert not manifest["complete"] and manifest["count"] == 32
-    with pytest.raises(ValueError, match="incomplete"):
+    with pytest.raises(DataError, match="incomplete"):
         load(out)
     # Debris of a killed writer: a torn temp file and an unlisted final shard are overwritten.
     (out / "shard-00002-of-00004.tfrecord.tmp").write_bytes(b"torn")
@@ -138,7 +140,7 @@ def test_resume_rewrites_a_listed_shard_whose_checksum_fails(reference, tmp_path
 )
 def test_resume_with_other_parameters_fails(reference, tmp_path, override, key):
     out = copy_of(reference, tmp_path)
-    with pytest.raises(ValueError, match=key):
+    with pytest.raises(ConfigError, match=key):
         write(out, **override)
 
 
@@ -148,14 +150,14 @@ def test_load_rejects_a_corrupted_shard(reference, tmp_path):
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="shard-00002-of-00004.tfrecord"):
+    with pytest.raises(DataError, match="shard-00002-of-00004.tfrecord"):
         load(out)
 
 
 def test_load_rejects_a_missing_shard(reference, tmp_path):
     out = copy_of(reference, tmp_path)
     os.remove(out / "shard-00003-of-00004.tfrecord")
-    with pytest.raises(FileNotFoundError, match="shard-00003"):
+    with pytest.raises(MissingFileError, match="shard-00003"):
         load(out)
 
 
@@ -183,16 +185,19 @@ def test_an_epoch_visits_every_sample_once(reference):
 
 
 def test_load_errors(reference, tmp_path):
-    with pytest.raises(ValueError, match="no 'heldout' split"):
+    with pytest.raises(ConfigError, match="no 'heldout' split"):
         load(reference, split="heldout")
     with pytest.raises(ValueError, match="split must be one of"):
         load(reference, split="test")
-    with pytest.raises(ValueError, match="image_size is 16"):
+    with pytest.raises(ConfigError, match="image_size is 16"):
         load(reference, image_size=16)
-    with pytest.raises(FileNotFoundError, match="manifest.json"):
+    with pytest.raises(MissingFileError, match="manifest.json"):
         load(tmp_path)
-    with pytest.raises(FileNotFoundError, match="data.path"):
-        load_distill_source(ml_collections.ConfigDict({"path": None}), "train")
+    (tmp_path / "manifest.json").write_text('{"format_version": 1,')
+    with pytest.raises(DataError, match="manifest.json is not valid JSON"):
+        load(tmp_path)
+    with pytest.raises(ConfigError, match="data.path"):
+        load_distill_source(ml_collections.ConfigDict({"path": None}), "train", load_source)
 
 
 def test_real_source_adds_real_batches_and_the_heldout_split(reference):
@@ -225,14 +230,14 @@ def test_real_data_config():
         "distill",
     )
     assert real_data_config({"source": "distill", "path": "set"}) is None
-    with pytest.raises(ValueError, match="real_source must name a real data set"):
+    with pytest.raises(ConfigError, match="real_source must name a real data set"):
         real_data_config({"source": "distill", "real_source": "distill"})
 
 
 def test_real_data_must_match_the_set(reference):
     source = load(reference)
     other = ArraySource(np.zeros((2, 8, 8, 1), np.uint8), np.zeros(2, np.int32), 3, "abc")
-    with pytest.raises(ValueError, match="3 classes"):
+    with pytest.raises(DataError, match="3 classes"):
         DistillSource(
             source.images, source.labels, CLASSES, source.class_names, source.z, {}, real=other
         )
@@ -247,14 +252,14 @@ def test_real_data_must_match_the_set(reference):
     ],
 )
 def test_bad_teacher_output_raises(tmp_path, teacher, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(DataError, match=match):
         write(tmp_path / "set", teacher)
 
 
 def test_bad_arguments_raise(tmp_path):
-    with pytest.raises(ValueError, match="shard_size"):
+    with pytest.raises(ConfigError, match="shard_size"):
         write(tmp_path / "set", shard_size=0)
-    with pytest.raises(ValueError, match="class_names"):
+    with pytest.raises(ConfigError, match="class_names"):
         write(tmp_path / "set", class_names=["a"])
 
 

@@ -3,6 +3,10 @@
 `load_source` picks a loader by ``data.source``; every loader returns an in-memory `ArraySource`
 whose ``batch(step, batch_size, seed)`` is a pure function of its arguments. `shard_batch` puts a
 global batch on the 1-D ``"batch"`` mesh.
+
+Imports go one way: this package imports the loader modules, which import only
+`lwgen.data.source`; the distillation loader gets `load_source` (for the real data behind a
+distillation set) as an argument instead of importing it.
 """
 
 from __future__ import annotations
@@ -11,19 +15,33 @@ import functools
 from collections.abc import Mapping
 
 from lwgen.data.digits import load_digits_source
-from lwgen.data.distill_set import load_distill_source
+from lwgen.data.distill_set import load_distill_source, real_data_config
 from lwgen.data.folder import load_folder_source
 from lwgen.data.source import ArraySource, check_batch_divisible, check_split, shard_batch
 from lwgen.data.tfds_source import TFDS_NAMES, load_tfds_source
+from lwgen.errors import ConfigError
+
+__all__ = [
+    "ArraySource",
+    "LOADERS",
+    "check_batch_divisible",
+    "load_source",
+    "real_data_config",
+    "shard_batch",
+]
+
+
+def _load_distill(data_config: Mapping, split: str) -> ArraySource:
+    """`load_distill_source` with `load_source` loading the set's real data."""
+    return load_distill_source(data_config, split, load_real=load_source)
+
 
 LOADERS = {
     "digits": load_digits_source,
-    "distill": load_distill_source,
+    "distill": _load_distill,
     "folder": load_folder_source,
     **{name: functools.partial(load_tfds_source, name) for name in TFDS_NAMES},
 }
-
-__all__ = ["ArraySource", "LOADERS", "check_batch_divisible", "load_source", "shard_batch"]
 
 
 def load_source(data_config: Mapping, split: str) -> ArraySource:
@@ -31,18 +49,21 @@ def load_source(data_config: Mapping, split: str) -> ArraySource:
 
     Args:
       data_config: the config's ``data`` group (``source``, ``image_size``, ``channels``,
-        ``data_dir``, ``path``, ``heldout_fraction``).
+        ``data_dir``, ``path``, ``heldout_fraction``; for ``"distill"`` also ``real_source``,
+        ``real_path``).
       split: ``"train"`` or ``"heldout"``.
 
     Returns:
       An `ArraySource` with uint8 ``[N, image_size, image_size, channels]`` images.
 
     Raises:
-      ValueError: on an unknown source (listing the valid ones) or split, or a loader's error.
-      FileNotFoundError: if a folder source's path does not exist.
+      ConfigError: on an unknown source (listing the valid ones) or a bad config entry.
+      MissingFileError: if a folder or distillation set path, or a file in it, does not exist.
+      DataError: on unreadable, corrupt or incomplete data (the loader's message names it).
+      ValueError: on an unknown split.
     """
     source = data_config.get("source", None)
     if source not in LOADERS:
-        raise ValueError(f"data.source must be one of {sorted(LOADERS)}, got {source!r}")
+        raise ConfigError(f"data.source must be one of {sorted(LOADERS)}, got {source!r}")
     check_split(split)
     return LOADERS[source](data_config, split)

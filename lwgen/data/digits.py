@@ -42,7 +42,8 @@ def load_digits_source(data_config: Mapping, split: str) -> ArraySource:
       "train" and 360 for "heldout" at the default fraction.
 
     Raises:
-      ValueError: on an unknown split, a bad fraction or channel count.
+      ValueError: on an unknown split.
+      ConfigError: on a bad ``heldout_fraction`` or ``channels``.
     """
     images, labels = digits_images()
     idx = stratified_split(labels, heldout_fraction(data_config), split)

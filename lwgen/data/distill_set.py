@@ -21,7 +21,6 @@ TensorFlow is imported inside the functions, so importing ``lwgen.data`` does no
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,8 @@ import numpy as np
 from tqdm import tqdm
 
 from lwgen.data.source import ArraySource, check_split, to_unit_range
+from lwgen.errors import ConfigError, DataError, MissingFileError
+from lwgen.io import atomic_write_json, file_sha256
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -44,6 +45,7 @@ RESUME_KEYS = (
 )  # fmt: skip
 RANGE_TOLERANCE = 1e-3  # teacher outputs may overshoot [-1, 1] by this much; they are clipped
 TeacherFn = Callable[[np.ndarray, np.ndarray], Any]
+LoadSource = Callable[[Mapping, str], ArraySource]
 
 
 def write_distill_set(
@@ -75,9 +77,10 @@ def write_distill_set(
       The final manifest (as written to ``out_dir/manifest.json``).
 
     Raises:
-      ValueError: on bad arguments, an existing manifest written with different parameters or
-        teacher, or a teacher output of the wrong shape, non-finite or outside ``[-1, 1]`` by
-        more than ``RANGE_TOLERANCE``.
+      ConfigError: on bad arguments, or an existing manifest written with different parameters
+        or teacher.
+      DataError: on an existing manifest of another format version, or a teacher output of the
+        wrong shape, non-finite or outside ``[-1, 1]`` by more than ``RANGE_TOLERANCE``.
     """
     params = _params(
         num, num_classes, latent_dim, batch_size, shard_size, seed, teacher_info, class_names
@@ -101,7 +104,7 @@ def _update_manifest(out_dir: str, manifest: dict, valid: Mapping, num_shards: i
     manifest["shards"] = [valid[i] for i in sorted(valid)]
     manifest["count"] = sum(entry["count"] for entry in manifest["shards"])
     manifest["complete"] = len(valid) == num_shards
-    _write_json(os.path.join(out_dir, MANIFEST), manifest)
+    atomic_write_json(os.path.join(out_dir, MANIFEST), manifest)
 
 
 def _params(num, num_classes, latent_dim, batch_size, shard_size, seed, teacher_info, class_names):
@@ -110,16 +113,16 @@ def _params(num, num_classes, latent_dim, batch_size, shard_size, seed, teacher_
         ("batch_size", batch_size), ("shard_size", shard_size),
     ):  # fmt: skip
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
     if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
     if len(names) != num_classes:
-        raise ValueError(f"class_names has {len(names)} entries, expected {num_classes}")
+        raise ConfigError(f"class_names has {len(names)} entries, expected {num_classes}")
     try:
         teacher = json.loads(json.dumps(dict(teacher_info or {})))
     except TypeError as e:
-        raise ValueError(f"teacher_info must be JSON-serializable: {e}") from e
+        raise ConfigError(f"teacher_info must be JSON-serializable: {e}") from e
     return {
         "format_version": FORMAT_VERSION, "teacher": teacher, "num": int(num),
         "num_classes": int(num_classes), "latent_dim": int(latent_dim), "class_names": names,
@@ -139,7 +142,7 @@ def _resumable_manifest(out_dir: str, params: dict) -> dict:
     changed = [k for k in RESUME_KEYS if manifest.get(k) != params[k]]
     if changed:
         existing = {k: manifest.get(k) for k in changed}
-        raise ValueError(
+        raise ConfigError(
             f"{path} was written with other {changed}: existing {existing}, requested "
             f"{ {k: params[k] for k in changed} }; resume with the same flags or use a new --out"
         )
@@ -201,24 +204,27 @@ def _teacher_images(
     """
     images = np.asarray(teacher_fn(z, onehot), dtype=np.float32)
     if images.ndim != 4 or images.shape[0] != len(z):
-        raise ValueError(f"teacher_fn must return [{len(z)}, H, W, C] images, got {images.shape}")
+        raise DataError(f"teacher_fn must return [{len(z)}, H, W, C] images, got {images.shape}")
     if manifest["image_shape"] is None:
         manifest["image_shape"] = list(images.shape[1:])
     if list(images.shape[1:]) != manifest["image_shape"]:
-        raise ValueError(
+        raise DataError(
             f"teacher_fn images have shape {images.shape[1:]}, but the set's images have "
             f"{tuple(manifest['image_shape'])}"
         )
     if not np.all(np.isfinite(images)):
-        raise ValueError("teacher_fn returned non-finite image values")
+        raise DataError("teacher_fn returned non-finite image values")
     low, high = float(images.min()), float(images.max())
     if low < -1.0 - RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
-        raise ValueError(f"teacher_fn images must lie in [-1, 1], got range [{low}, {high}]")
+        raise DataError(f"teacher_fn images must lie in [-1, 1], got range [{low}, {high}]")
     return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def _write_records(path: str, z: np.ndarray, labels: np.ndarray, images: np.ndarray) -> None:
-    """Writes one TFRecord shard through ``path + ".tmp"`` and a rename."""
+    """Writes one TFRecord shard through ``path + ".tmp"`` and a rename.
+
+    ``tf.io.TFRecordWriter`` writes only to a path, so this cannot use `lwgen.io.atomic_write`.
+    """
     import tensorflow as tf
 
     tmp = path + ".tmp"
@@ -234,27 +240,23 @@ def _write_records(path: str, z: np.ndarray, labels: np.ndarray, images: np.ndar
     os.replace(tmp, path)
 
 
-def file_sha256(path: str) -> str:
-    """Hex sha256 of the file at ``path``."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _write_json(path: str, data: Mapping) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def _read_manifest(set_dir: str) -> dict:
+    """The manifest of the set in ``set_dir``.
+
+    Raises:
+      MissingFileError: if ``manifest.json`` is missing.
+      DataError: if it is not valid JSON or has another format version.
+    """
     path = os.path.join(set_dir, MANIFEST)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: is {set_dir!r} a distillation set?")
-    with open(path) as f:
-        manifest = json.load(f)
+        raise MissingFileError(f"{path} not found: is {set_dir!r} a distillation set?")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON: {e}") from e
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
+        raise DataError(
             f"{path} has format_version {manifest.get('format_version')!r}, "
             f"expected {FORMAT_VERSION}"
         )
@@ -274,6 +276,10 @@ class DistillSource(ArraySource):
       manifest: the set's manifest.
       real: the real data set's train split, for TinyGAN's real-data terms (§3, "Learning from
         the real distribution"); ``None`` for pure black-box distillation.
+
+    Raises:
+      DataError: on construction, if ``z`` is not float32 ``[N, latent_dim]`` or ``real`` has
+        another image shape or class count (and as `ArraySource`).
     """
 
     z: np.ndarray
@@ -283,13 +289,13 @@ class DistillSource(ArraySource):
     def __post_init__(self):
         super().__post_init__()
         if self.z.dtype != np.float32 or self.z.ndim != 2 or len(self.z) != len(self.images):
-            raise ValueError(
+            raise DataError(
                 f"z must be float32 [{len(self.images)}, latent_dim], got {self.z.dtype} "
                 f"{self.z.shape}"
             )
         ours = (self.images.shape[1:], self.num_classes)
         if self.real is not None and (self.real.images.shape[1:], self.real.num_classes) != ours:
-            raise ValueError(
+            raise DataError(
                 f"the real data has images {self.real.images.shape[1:]} and "
                 f"{self.real.num_classes} classes, the teacher's {ours[0]} and {ours[1]}"
             )
@@ -321,19 +327,19 @@ def real_data_config(data_config: Mapping) -> ml_collections.ConfigDict | None:
     ``path = real_path`` (the real data behind the set), or ``None`` if ``real_source`` is unset.
 
     Raises:
-      ValueError: if ``real_source`` is ``"distill"``.
+      ConfigError: if ``real_source`` is ``"distill"``.
     """
     source = data_config.get("real_source", None)
     if not source:
         return None
     if source == "distill":
-        raise ValueError("data.real_source must name a real data set, not 'distill'")
+        raise ConfigError("data.real_source must name a real data set, not 'distill'")
     fields = data_config.to_dict() if hasattr(data_config, "to_dict") else dict(data_config)
     fields.update(source=source, path=data_config.get("real_path", None))
     return ml_collections.ConfigDict(fields)
 
 
-def load_distill_source(data_config: Mapping, split: str) -> ArraySource:
+def load_distill_source(data_config: Mapping, split: str, load_real: LoadSource) -> ArraySource:
     """Loads a distillation set written by `write_distill_set` into memory.
 
     Every shard's sha256 is checked against the manifest before it is read.
@@ -342,34 +348,36 @@ def load_distill_source(data_config: Mapping, split: str) -> ArraySource:
       data_config: the ``data`` group: ``path`` (the set), ``image_size`` and ``channels`` (must
         match the set), optional ``real_source``/``real_path`` (see `real_data_config`).
       split: ``"train"`` or ``"heldout"``.
+      load_real: ``(data_config, split) -> ArraySource`` loading the real data set named by
+        `real_data_config` (`lwgen.data.load_source`; passed in so that this module does not
+        import the loader registry that imports it).
 
     Returns:
       For ``"train"`` a `DistillSource` of the whole set (with ``real``, the real data's train
       split, if ``real_source`` is set); for ``"heldout"`` the real data's held-out split.
 
     Raises:
-      FileNotFoundError: if ``path`` is unset, or the manifest or a shard is missing.
-      ValueError: on ``"heldout"`` without ``real_source``, an unknown split, an incomplete set
-        (resume it), a checksum mismatch (naming the shard), or an image shape that differs
-        from the config.
+      ConfigError: if ``path`` is unset, on ``"heldout"`` without ``real_source``, or if
+        ``image_size`` or ``channels`` differs from the set's images.
+      MissingFileError: if the manifest or a shard is missing.
+      DataError: on an incomplete set (resume it) or a checksum mismatch (naming the shard).
+      ValueError: on an unknown split.
     """
-    from lwgen.data import load_source  # lwgen.data imports this module
-
     check_split(split)
     real_config = real_data_config(data_config)
     if split == "heldout":
         if real_config is None:
-            raise ValueError(
+            raise ConfigError(
                 "a distillation set has no 'heldout' split: set data.real_source to evaluate on "
                 "the real data set's held-out split"
             )
-        return load_source(real_config, "heldout")
+        return load_real(real_config, "heldout")
     set_dir = data_config.get("path", None)
     if not set_dir:
-        raise FileNotFoundError("data.path must name a distillation set directory, got None")
+        raise ConfigError("data.path must name a distillation set directory, got None")
     manifest = _read_manifest(set_dir)
     if not manifest["complete"]:
-        raise ValueError(
+        raise DataError(
             f"distillation set {set_dir!r} is incomplete ({manifest['count']} of "
             f"{manifest['num']} samples): rerun make_distill_set with the same flags to finish it"
         )
@@ -377,8 +385,8 @@ def load_distill_source(data_config: Mapping, split: str) -> ArraySource:
     paths = [_verified_shard(set_dir, entry) for entry in manifest["shards"]]
     z, labels, images = _read_records(paths, manifest["latent_dim"], manifest["image_shape"])
     if len(z) != manifest["count"]:
-        raise ValueError(f"{set_dir!r} holds {len(z)} samples, manifest says {manifest['count']}")
-    real = None if real_config is None else load_source(real_config, "train")
+        raise DataError(f"{set_dir!r} holds {len(z)} samples, manifest says {manifest['count']}")
+    real = None if real_config is None else load_real(real_config, "train")
     return DistillSource(
         images=images, labels=labels, num_classes=manifest["num_classes"],
         class_names=list(manifest["class_names"]), z=z, manifest=manifest, real=real,
@@ -390,15 +398,17 @@ def _check_config_shape(data_config: Mapping, manifest: Mapping) -> None:
     for key, have in (("image_size", height), ("channels", channels)):
         want = data_config.get(key, None)
         if want is not None and want != have:
-            raise ValueError(f"data.{key} is {want}, but the distillation set's images have {have}")
+            raise ConfigError(
+                f"data.{key} is {want}, but the distillation set's images have {have}"
+            )
 
 
 def _verified_shard(set_dir: str, entry: Mapping) -> str:
     path = os.path.join(set_dir, entry["file"])
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"distillation shard {path} listed in the manifest is missing")
+        raise MissingFileError(f"distillation shard {path} listed in the manifest is missing")
     if file_sha256(path) != entry["sha256"]:
-        raise ValueError(f"distillation shard {path} does not match its sha256 in the manifest")
+        raise DataError(f"distillation shard {path} does not match its sha256 in the manifest")
     return path
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from lwgen.data.source import ArraySource, convert_image, heldout_fraction, stratified_split
+from lwgen.errors import ConfigError, DataError, MissingFileError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -29,16 +30,16 @@ def list_image_files(path: str) -> tuple[list[str], list[str], np.ndarray]:
       each class) and int32 ``[len(files)]`` labels.
 
     Raises:
-      FileNotFoundError: if ``path`` is not a directory.
-      ValueError: if there is no class folder or a class folder holds no image.
+      MissingFileError: if ``path`` is not a directory.
+      DataError: if there is no class folder or a class folder holds no image.
     """
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"data.path {path!r} is not a directory of class folders")
+        raise MissingFileError(f"data.path {path!r} is not a directory of class folders")
     class_names = sorted(
         entry.name for entry in os.scandir(path) if entry.is_dir() and entry.name[0] != "."
     )
     if not class_names:
-        raise ValueError(f"data.path {path!r} has no class sub-folders")
+        raise DataError(f"data.path {path!r} has no class sub-folders")
     files, labels = [], []
     for label, name in enumerate(class_names):
         folder = os.path.join(path, name)
@@ -46,7 +47,7 @@ def list_image_files(path: str) -> tuple[list[str], list[str], np.ndarray]:
             f for f in os.listdir(folder) if f[0] != "." and f.lower().endswith(IMAGE_EXTENSIONS)
         )
         if not images:
-            raise ValueError(
+            raise DataError(
                 f"class folder {folder!r} has no images with extension {IMAGE_EXTENSIONS}"
             )
         files += [os.path.join(folder, f) for f in images]
@@ -58,14 +59,15 @@ def read_image(file: str, image_size: int, channels: int) -> np.ndarray:
     """Decodes one image file to uint8 ``[image_size, image_size, channels]``.
 
     Raises:
-      ValueError: naming ``file`` if Pillow cannot read or decode it.
+      DataError: naming ``file`` if Pillow cannot read or decode it.
+      ConfigError: if ``channels`` is not 1 or 3.
     """
     try:
         with Image.open(file) as image:
             image.load()
             return convert_image(image, image_size, channels)
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ValueError(f"cannot read image {file!r}: {e}") from e
+        raise DataError(f"cannot read image {file!r}: {e}") from e
 
 
 def load_folder_source(data_config: Mapping, split: str) -> ArraySource:
@@ -80,13 +82,15 @@ def load_folder_source(data_config: Mapping, split: str) -> ArraySource:
       An `ArraySource` with uint8 ``[N, image_size, image_size, channels]`` images.
 
     Raises:
-      ValueError: if ``path`` is unset, a folder is empty, an image is unreadable (the message
-        names the file) or a class is too small for the stratified split.
-      FileNotFoundError: if ``path`` does not exist.
+      ConfigError: if ``path`` is unset, or ``heldout_fraction`` or ``channels`` is bad.
+      MissingFileError: if ``path`` does not exist.
+      DataError: if a folder is empty, an image is unreadable (the message names the file) or a
+        class is too small for the stratified split.
+      ValueError: on an unknown split.
     """
     path = data_config.get("path", None)
     if not path:
-        raise ValueError("data.path must name a directory of class folders for source 'folder'")
+        raise ConfigError("data.path must name a directory of class folders for source 'folder'")
     class_names, files, labels = list_image_files(path)
     idx = stratified_split(labels, heldout_fraction(data_config), split)
     size, channels = int(data_config.image_size), int(data_config.channels)

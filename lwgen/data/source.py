@@ -19,6 +19,8 @@ from jax.sharding import PartitionSpec as P
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
+from lwgen.errors import ConfigError, DataError
+
 SPLITS = ("train", "heldout")
 SPLIT_SEED = 0
 DEFAULT_HELDOUT_FRACTION = 0.2
@@ -29,10 +31,14 @@ class ArraySource:
     """One split of an image data set held in memory.
 
     Attributes:
-      images: uint8 ``[N, H, W, C]`` pixel values in 0..255.
+      images: uint8 ``[N, H, W, C]`` pixel values in 0..255, N ≥ 1.
       labels: int32 ``[N]`` class indices in ``[0, num_classes)``.
       num_classes: number of classes.
       class_names: one name per class, ``len == num_classes``.
+
+    Raises:
+      DataError: on construction, if a field has the wrong dtype or shape, there are no images,
+        or a label lies outside ``[0, num_classes)``.
     """
 
     images: np.ndarray
@@ -42,21 +48,21 @@ class ArraySource:
 
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise ValueError(
+            raise DataError(
                 f"images must be uint8 [N, H, W, C], got {self.images.dtype} {self.images.shape}"
             )
         if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(
+            raise DataError(
                 f"labels must have shape [{self.images.shape[0]}], got {self.labels.shape}"
             )
         if self.images.shape[0] == 0:
-            raise ValueError("an ArraySource needs at least one image, got 0")
+            raise DataError("an ArraySource needs at least one image, got 0")
         if len(self.class_names) != self.num_classes:
-            raise ValueError(
+            raise DataError(
                 f"class_names has {len(self.class_names)} entries, expected {self.num_classes}"
             )
         if self.labels.min() < 0 or self.labels.max() >= self.num_classes:
-            raise ValueError(
+            raise DataError(
                 f"labels must lie in [0, {self.num_classes}), got range "
                 f"[{self.labels.min()}, {self.labels.max()}]"
             )
@@ -129,10 +135,10 @@ def convert_image(image: Image.Image, image_size: int, channels: int) -> np.ndar
       uint8 ``[image_size, image_size, channels]``.
 
     Raises:
-      ValueError: if ``channels`` is not 1 or 3.
+      ConfigError: if ``channels`` (``data.channels``) is not 1 or 3.
     """
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise ConfigError(f"channels must be 1 or 3, got {channels}")
     image = image.convert("L" if channels == 1 else "RGB")
     if image.size != (image_size, image_size):
         image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
@@ -154,10 +160,11 @@ def convert_images(images: np.ndarray, image_size: int, channels: int) -> np.nda
       uint8 ``[N, image_size, image_size, channels]``.
 
     Raises:
-      ValueError: if the input is not uint8 ``[N, H, W, 1|3]`` or ``channels`` is not 1 or 3.
+      DataError: if the input is not uint8 ``[N, H, W, 1|3]``.
+      ConfigError: if ``channels`` is not 1 or 3.
     """
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"expected uint8 [N, H, W, 1|3] images, got {images.dtype} {images.shape}")
+        raise DataError(f"expected uint8 [N, H, W, 1|3] images, got {images.dtype} {images.shape}")
     if images.shape[1:] == (image_size, image_size, channels):
         return images
     if len(images) == 0:
@@ -171,11 +178,15 @@ def convert_images(images: np.ndarray, image_size: int, channels: int) -> np.nda
 
 
 def heldout_fraction(data_config: Mapping) -> float:
-    """The held-out fraction from a data config (default 0.2), checked to lie in (0, 1)."""
+    """The held-out fraction from a data config (default 0.2), checked to lie in (0, 1).
+
+    Raises:
+      ConfigError: if ``data.heldout_fraction`` lies outside (0, 1).
+    """
     fraction = data_config.get("heldout_fraction", None)
     fraction = DEFAULT_HELDOUT_FRACTION if fraction is None else float(fraction)
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"data.heldout_fraction must lie in (0, 1), got {fraction}")
+        raise ConfigError(f"data.heldout_fraction must lie in (0, 1), got {fraction}")
     return fraction
 
 
@@ -194,7 +205,8 @@ def stratified_split(labels: np.ndarray, fraction: float, split: str) -> np.ndar
       Sorted int64 indices into ``labels``; the two splits are disjoint and cover ``[0, N)``.
 
     Raises:
-      ValueError: if ``split`` is unknown or a class is too small to stratify.
+      ValueError: if ``split`` is unknown.
+      DataError: if a class is too small to stratify.
     """
     check_split(split)
     try:
@@ -202,7 +214,7 @@ def stratified_split(labels: np.ndarray, fraction: float, split: str) -> np.ndar
             np.arange(len(labels)), test_size=fraction, stratify=labels, random_state=SPLIT_SEED
         )
     except ValueError as e:
-        raise ValueError(
+        raise DataError(
             f"cannot draw a stratified held-out split of {fraction} from {len(labels)} images "
             f"with {len(np.unique(labels))} classes: {e}"
         ) from e
@@ -219,10 +231,10 @@ def check_batch_divisible(batch_size: int, num_devices: int) -> None:
     """Checks that a global batch splits evenly over the devices.
 
     Raises:
-      ValueError: naming both numbers when ``batch_size % num_devices != 0``.
+      ConfigError: naming both numbers when ``batch_size % num_devices != 0``.
     """
     if num_devices < 1 or batch_size % num_devices:
-        raise ValueError(
+        raise ConfigError(
             f"global batch size {batch_size} is not divisible by the device count {num_devices}"
         )
 
@@ -238,8 +250,8 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
       The same keys as ``jax.Array`` sharded with ``NamedSharding(mesh, P("batch"))``.
 
     Raises:
-      ValueError: if the mesh has no ``"batch"`` axis, the leading sizes differ, or ``B`` is not
-        divisible by the number of mesh devices.
+      ValueError: if the mesh has no ``"batch"`` axis or the leading sizes differ.
+      ConfigError: if ``B`` is not divisible by the number of mesh devices.
     """
     if "batch" not in mesh.axis_names:
         raise ValueError(f"mesh must have an axis named 'batch', got {mesh.axis_names}")

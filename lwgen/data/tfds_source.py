@@ -32,6 +32,7 @@ def load_tfds_source(name: str, data_config: Mapping, split: str) -> ArraySource
 
     Raises:
       ValueError: on an unknown name or split.
+      ConfigError: on a bad ``channels``.
     """
     if name not in TFDS_NAMES:
         raise ValueError(f"TFDS source must be one of {TFDS_NAMES}, got {name!r}")
