@@ -11,6 +11,7 @@ import pytest
 
 from lwgen.data import load_source
 from lwgen.data.source import to_unit_range
+from lwgen.errors import DataError
 from lwgen.eval import judge as judge_lib
 from lwgen.eval.evaluate import evaluate_bundle, evaluate_sampler, evaluate_workdir
 from lwgen.eval.metrics import class_accuracy, frechet_distance
@@ -118,7 +119,7 @@ def test_demo_judge_is_accurate_and_cached(cache_dir):
 
 def test_judge_rejects_images_of_the_wrong_shape(cache_dir):
     judge = judge_lib.load_or_train_judge(_demo_data_config(), cache_dir)
-    with pytest.raises(ValueError, match="judge expects float32 \\[N, 32, 32, 1\\]"):
+    with pytest.raises(DataError, match="judge expects float32 \\[N, 32, 32, 1\\]"):
         judge.logits(np.zeros((2, 16, 16, 1), np.float32))
 
 
@@ -136,7 +137,8 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert judge_lib.default_cache_dir() == os.path.expanduser("~/.cache/lwgen/judges")
 
 
-def test_cache_with_a_bad_checksum_is_retrained(cache_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("corrupt", ["params", "metadata"])
+def test_a_corrupt_cache_is_retrained(cache_dir, tmp_path, monkeypatch, corrupt):
     config = _demo_data_config()
     judge_lib.load_or_train_judge(config, cache_dir)
     for ext in (".msgpack", ".json"):
@@ -144,7 +146,10 @@ def test_cache_with_a_bad_checksum_is_retrained(cache_dir, tmp_path, monkeypatch
         (tmp_path / name).write_bytes(open(os.path.join(cache_dir, name), "rb").read())
     judge_lib.load_or_train_judge(config, str(tmp_path))  # an intact copy loads
     params_path = tmp_path / f"judge-{judge_lib.cache_key(config)}.msgpack"
-    params_path.write_bytes(params_path.read_bytes()[:-4] + b"\0\0\0\0")
+    if corrupt == "params":
+        params_path.write_bytes(params_path.read_bytes()[:-4] + b"\0\0\0\0")
+    else:
+        params_path.with_suffix(".json").write_text('{"params_sha256": ')
 
     def no_training(*args):
         raise RuntimeError("retraining")

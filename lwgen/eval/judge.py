@@ -1,5 +1,7 @@
 """The judge: a small CNN classifier of the real data, trained once per data config and cached.
 
+The network is `lwgen.models.judge.JudgeCNN`; this module trains, caches and runs it.
+
 Generated samples are scored with the judge (class accuracy of conditional samples) and compared
 with real held-out images in its penultimate-layer features (Fréchet distance, `metrics`). The
 judge trains on the ``"train"`` split only, and its accuracy on the ``"heldout"`` split is
@@ -17,14 +19,12 @@ The cache folder is the ``cache_dir`` argument, else ``$LWGEN_CACHE/judges``, el
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -35,18 +35,20 @@ from flax import serialization
 
 from lwgen.data import load_source
 from lwgen.data.source import ArraySource, heldout_fraction, to_unit_range
+from lwgen.errors import DataError
 from lwgen.eval.metrics import class_accuracy
-from lwgen.train.checkpoint import atomic_write_text
+from lwgen.io import atomic_write_bytes, atomic_write_json, sha256_hex
+from lwgen.models.judge import JudgeCNN
 
 FORMAT_VERSION = 1
 CACHE_ENV = "LWGEN_CACHE"
 DEFAULT_CACHE_ROOT = os.path.join("~", ".cache", "lwgen")
 EVAL_BATCH = 256
-ARCHITECTURE = {
+ARCHITECTURE = {  # part of the cache key: a change to JudgeCNN's defaults retrains the judge
     "name": "JudgeCNN",
     "stage": "conv3x3 stride 2 + relu",
-    "widths": (32, 64, 128),
-    "feature_dim": 128,
+    "widths": JudgeCNN.widths,
+    "feature_dim": JudgeCNN.feature_dim,
 }
 RECIPE = {
     "steps": 500,
@@ -56,39 +58,6 @@ RECIPE = {
     "max_shift": 2,
     "seed": 0,
 }
-
-
-class JudgeCNN(nn.Module):
-    """An all-convolutional classifier (Springenberg et al. 2015, "Striving for Simplicity", §2).
-
-    Three 3×3 stride-2 convolutions + ReLU (downsampling by strided convolution instead of
-    pooling, as in §2 of that paper) halve the resolution each; the flattened map goes through
-    ``Dense(feature_dim)`` + ReLU (the features) and ``Dense(num_classes)`` (the logits).
-
-    Attributes:
-      num_classes: number of classes K.
-      widths: convolution channels per stage.
-      feature_dim: size D of the penultimate layer.
-    """
-
-    num_classes: int
-    widths: tuple[int, ...] = ARCHITECTURE["widths"]
-    feature_dim: int = ARCHITECTURE["feature_dim"]
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Classifies a batch.
-
-        Args:
-          x: float32 ``[B, H, W, C]`` images in ``[-1, 1]``.
-
-        Returns:
-          ``(logits float32 [B, K], features float32 [B, D])``.
-        """
-        for width in self.widths:
-            x = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2))(x))
-        features = nn.relu(nn.Dense(self.feature_dim)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(self.num_classes)(features), features
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +85,7 @@ class Judge:
     def _forward(self, images: np.ndarray, index: int) -> np.ndarray:
         images = np.asarray(images, np.float32)
         if images.ndim != 4 or images.shape[1:] != self.image_shape:
-            raise ValueError(
+            raise DataError(
                 f"judge expects float32 [N, {', '.join(map(str, self.image_shape))}] images, "
                 f"got {images.shape}"
             )
@@ -140,7 +109,7 @@ class Judge:
           float32 ``[N, K]``.
 
         Raises:
-          ValueError: if the images do not have the judge's shape.
+          DataError: if the images do not have the judge's shape.
         """
         return self._forward(images, 0)
 
@@ -154,7 +123,7 @@ class Judge:
           float32 ``[N, D]``.
 
         Raises:
-          ValueError: if the images do not have the judge's shape.
+          DataError: if the images do not have the judge's shape.
         """
         return self._forward(images, 1)
 
@@ -187,7 +156,7 @@ def cache_key(data_config: Mapping) -> str:
         "architecture": ARCHITECTURE,
         "recipe": RECIPE,
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return sha256_hex(json.dumps(spec, sort_keys=True).encode())[:16]
 
 
 def default_cache_dir() -> str:
@@ -269,27 +238,25 @@ def _paths(cache_dir: str, key: str) -> tuple[str, str]:
     return stem + ".msgpack", stem + ".json"
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _init_params(module: JudgeCNN, image_shape: tuple[int, int, int], key: jax.Array) -> Any:
     return module.init(key, jnp.zeros((1, *image_shape), jnp.float32))["params"]
 
 
 def _load_cached(cache_dir: str, key: str) -> Judge | None:
-    """The cached judge for ``key``, or ``None`` if absent or not matching its checksum."""
+    """The cached judge for ``key``, or ``None`` if absent, unreadable or not matching its
+    checksum."""
     params_path, meta_path = _paths(cache_dir, key)
     if not (os.path.isfile(params_path) and os.path.isfile(meta_path)):
         return None
     with open(meta_path) as f:
-        metadata = json.load(f)
+        try:
+            metadata = json.load(f)
+        except json.JSONDecodeError:
+            logging.warning("judge cache %s is not valid JSON; retraining", meta_path)
+            return None
     with open(params_path, "rb") as f:
         data = f.read()
-    if hashlib.sha256(data).hexdigest() != metadata.get("params_sha256"):
+    if sha256_hex(data) != metadata.get("params_sha256"):
         logging.warning("judge cache %s does not match its sha256; retraining", params_path)
         return None
     module = JudgeCNN(int(metadata["num_classes"]))
@@ -320,7 +287,8 @@ def load_or_train_judge(data_config: Mapping, cache_dir: str | None = None) -> J
       The `Judge` with its held-out accuracy.
 
     Raises:
-      ValueError / FileNotFoundError: from loading the data (see `lwgen.data.load_source`).
+      ConfigError, MissingFileError, DataError: from loading the data (see
+        `lwgen.data.load_source`).
     """
     data_config = as_data_config(data_config)
     cache_dir = os.path.expanduser(cache_dir) if cache_dir else default_cache_dir()
@@ -330,11 +298,10 @@ def load_or_train_judge(data_config: Mapping, cache_dir: str | None = None) -> J
         return cached
     judge = train_judge(data_config)
     params_path, meta_path = _paths(cache_dir, key)
-    os.makedirs(cache_dir, exist_ok=True)
     data = serialization.to_bytes(judge.params)
-    _atomic_write_bytes(params_path, data)
-    metadata = {**judge.metadata, "params_sha256": hashlib.sha256(data).hexdigest()}
-    atomic_write_text(meta_path, json.dumps(metadata, indent=2))
+    atomic_write_bytes(params_path, data)
+    metadata = {**judge.metadata, "params_sha256": sha256_hex(data)}
+    atomic_write_json(meta_path, metadata)
     return dataclasses.replace(judge, metadata=metadata)
 
 
@@ -349,7 +316,8 @@ def train_judge(data_config: ml_collections.ConfigDict) -> Judge:
       fingerprint, image shape, class count, architecture, recipe and ``train_seconds``.
 
     Raises:
-      ValueError / FileNotFoundError: from loading the data (see `lwgen.data.load_source`).
+      ConfigError, MissingFileError, DataError: from loading the data (see
+        `lwgen.data.load_source`).
     """
     train_source = load_source(data_config, "train")
     module = JudgeCNN(train_source.num_classes)
