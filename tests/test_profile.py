@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
+from lwgen.errors import MissingFileError
 from lwgen.eval import profile as prof
 from lwgen.models.dcgan import Generator
 
@@ -89,5 +90,5 @@ def test_profile_rejects_batched_inputs_and_missing_files(tmp_path):
     path = tmp_path / "model.tflite"
     path.write_bytes(b"x" * 123)
     assert prof.profile_files([str(path)]) == {str(path): 123}
-    with pytest.raises(FileNotFoundError, match="missing.tflite"):
+    with pytest.raises(MissingFileError, match="missing.tflite"):
         prof.profile_files([str(tmp_path / "missing.tflite")])

@@ -22,7 +22,6 @@ model and counts what actually runs:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -33,7 +32,8 @@ import jax.extend.core as jcore
 import jax.numpy as jnp
 import numpy as np
 
-from lwgen.train.checkpoint import atomic_write_text
+from lwgen.errors import MissingFileError
+from lwgen.io import atomic_write_json
 
 HOROWITZ_45NM_PJ = {
     "int8": {"mult": 0.2, "add": 0.03},
@@ -235,12 +235,12 @@ def profile_files(paths: Sequence[str]) -> dict[str, int]:
     """Bytes of each file.
 
     Raises:
-      FileNotFoundError: naming the first path that is not a file.
+      MissingFileError: naming the first path that is not a file.
     """
     sizes = {}
     for path in paths:
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"cannot profile {path!r}: not a file")
+            raise MissingFileError(f"cannot profile {path!r}: not a file")
         sizes[str(path)] = os.path.getsize(path)
     return sizes
 
@@ -271,5 +271,5 @@ def format_profile(profile: dict[str, Any]) -> str:
 
 
 def write_profile(profile: dict[str, Any], path: str) -> None:
-    """Writes the profile as indented JSON (atomically)."""
-    atomic_write_text(path, json.dumps(profile, indent=2) + "\n")
+    """Writes the profile as indented JSON (atomically, see `lwgen.io.atomic_write_json`)."""
+    atomic_write_json(path, profile)
