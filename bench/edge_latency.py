@@ -1,14 +1,16 @@
-"""Batch-1 latency of one trained generator as JAX jit (CPU), TFLite float32 and TFLite int8.
+"""Batch-1 latency of one exported model as JAX jit (CPU), TFLite float32 and TFLite int8.
 
-    python bench/edge_latency.py --workdir=DIR --out=edge_latency.json [--repeats=300] \\
-        [--threads=1,2]
+    python bench/edge_latency.py --workdir=DIR --out=edge_latency.json [--model=generator] \\
+        [--repeats=300] [--threads=1,2]
 
-The EMA generator of the workdir's latest checkpoint is converted in-process to float32 and int8
-(float IO) TFLite (``lwgen.export.convert``, each verified against JAX) and every backend is timed
-at batch 1 with each thread count: median and p90 wall-clock ms per image over ``--repeats``
-calls after a warm-up. JAX runs in a child process per thread count whose CPU affinity is set to
-that many cores before JAX starts, since XLA sizes its CPU thread pool once at start-up. TFLite
-times ``TFLiteRunner.invoke`` (set inputs, invoke, read output) with ``num_threads``.
+The workdir's family (``lwgen.families.registry``) supplies the export spec of ``--model`` (the
+EMA generator for the GAN families); it is converted in-process to float32 and int8 (float IO)
+TFLite (``lwgen.export.convert``, each verified against JAX) and every backend is timed at batch 1
+with each thread count: median and p90 wall-clock ms per example over ``--repeats`` calls after a
+warm-up, on one example of the spec's verification inputs. JAX runs in a child process per thread
+count whose CPU affinity is set to that many cores before JAX starts, since XLA sizes its CPU
+thread pool once at start-up. TFLite times ``TFLiteRunner.invoke`` (set inputs, invoke, read
+outputs) with ``num_threads``.
 
 Prints a table and writes JSON (atomically) with every timing, both file sizes and the ratios
 measured in this one run: int8 speed-up over TFLite float32 and over JAX per thread count, and
@@ -24,7 +26,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,9 +35,13 @@ import numpy as np
 from absl import flags
 
 from lwgen import cli
+from lwgen.errors import ExportError
+from lwgen.export.spec import ExportSpec
+from lwgen.io import atomic_write_json
 
 flags.DEFINE_string("workdir", None, "Trained workdir (config.json + checkpoints/).")
 flags.DEFINE_string("out", None, "JSON file to write.")
+flags.DEFINE_string("model", "generator", "Name of the exported model to time.")
 flags.DEFINE_integer("repeats", 300, "Timed calls per backend and thread count.")
 flags.DEFINE_list("threads", ["1", "2"], "Thread counts to time.")
 flags.DEFINE_integer("jax_threads", None, "Internal: time JAX only, on this many cores.")
@@ -60,63 +65,77 @@ def time_ms(call: Callable[[], Any], repeats: int) -> dict[str, float]:
     return {"median_ms": statistics.median(times), "p90_ms": float(np.percentile(times, 90))}
 
 
-def batch1_inputs(latent_dim: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed ``z f32[1, latent_dim]`` and one-hot ``y f32[1, num_classes]`` (class 0)."""
-    z = np.random.default_rng(0).standard_normal((1, latent_dim), dtype=np.float32)
-    return z, np.eye(num_classes, dtype=np.float32)[:1]
+def export_spec(workdir: str, model: str) -> tuple[ExportSpec, dict[str, Any]]:
+    """The export spec named ``model`` of the workdir's family, and the workdir's provenance.
+
+    Raises:
+      ExportError: if the family exports no model of that name.
+    """
+    from lwgen.families.registry import get_family
+    from lwgen.train.checkpoint import restore_inference
+
+    restored = restore_inference(workdir)
+    specs = get_family(restored.config.model.family).export_specs(restored, 1)
+    by_name = {spec.name: spec for spec in specs}
+    if model not in by_name:
+        raise ExportError(f"--model {model!r} is not one of the exported models {sorted(by_name)}")
+    source = {"workdir": str(Path(workdir).resolve()), "step": int(restored.step), "model": model}
+    return by_name[model], source
 
 
-def time_jax(workdir: str, threads: int, repeats: int) -> dict[str, float]:
-    """Times the jitted generator on ``threads`` cores (call before JAX is imported)."""
+def batch1_inputs(spec: ExportSpec) -> dict[str, np.ndarray]:
+    """One example of the spec's verification inputs: ``{input name: [1, *shape]}``."""
+    from lwgen.export.convert import VERIFICATION_STREAM, sample_inputs
+
+    return sample_inputs(spec, 1, 0, VERIFICATION_STREAM)
+
+
+def time_jax(workdir: str, model: str, threads: int, repeats: int) -> dict[str, float]:
+    """Times the jitted spec function on ``threads`` cores (call before JAX is imported)."""
     cores = sorted(os.sched_getaffinity(0))
     if threads > len(cores):
-        raise ValueError(f"--threads {threads} exceeds the {len(cores)} cores available")
+        raise ExportError(f"--threads {threads} exceeds the {len(cores)} cores available")
     os.sched_setaffinity(0, cores[:threads])
     import jax
 
-    from lwgen.train.checkpoint import restore_generator
-
-    restored = restore_generator(workdir)
-    generator = restored.generator
-    z, y = batch1_inputs(generator.latent_dim, generator.num_classes)
-    apply = jax.jit(lambda v, z, y: generator.apply(v, z, y, train=False))
-    variables, z, y = jax.device_put((restored.variables, z, y))
-    return time_ms(lambda: apply(variables, z, y).block_until_ready(), repeats)
+    spec, _ = export_spec(workdir, model)
+    apply = jax.jit(lambda variables, inputs: spec.fn(variables, **inputs))
+    variables, inputs = jax.device_put((spec.variables, batch1_inputs(spec)))
+    return time_ms(lambda: jax.block_until_ready(apply(variables, inputs)), repeats)
 
 
-def time_jax_in_child(workdir: str, threads: int, repeats: int) -> dict[str, float]:
+def time_jax_in_child(workdir: str, model: str, threads: int, repeats: int) -> dict[str, float]:
     """Runs this script with ``--jax_threads`` in a fresh process and reads its JSON line."""
-    command = [sys.executable, __file__, f"--workdir={workdir}", f"--repeats={repeats}"]
+    command = [sys.executable, __file__, f"--workdir={workdir}", f"--model={model}"]
     done = subprocess.run(
-        [*command, f"--jax_threads={threads}"], capture_output=True, text=True, check=False
+        [*command, f"--repeats={repeats}", f"--jax_threads={threads}"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or ["no output"]
-        raise ValueError(f"JAX timing with {threads} thread(s) failed: {lines[-1]}")
+        raise ExportError(f"JAX timing with {threads} thread(s) failed: {lines[-1]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def convert_models(workdir: str) -> tuple[dict[str, bytes], dict[str, Any], dict[str, Any]]:
-    """``({quant: tflite bytes}, {quant: error stats vs JAX}, source)`` for float32 and int8."""
+def convert_models(spec: ExportSpec) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """``({quant: tflite bytes}, {quant: error stats vs JAX per output})``, float32 and int8."""
     from lwgen.export import convert
-    from lwgen.train.checkpoint import restore_generator
 
-    restored = restore_generator(workdir)
-    models, errors = {}, {}
-    for quant in ("float32", "int8"):
-        models[quant] = convert.convert(restored.generator, restored.variables, quant)
-        errors[quant] = convert.verify(models[quant], restored.generator, restored.variables)
-    source = {"workdir": str(Path(workdir).resolve()), "step": int(restored.step)}
-    return models, errors, source
+    models = {quant: convert.convert(spec, quant) for quant in ("float32", "int8")}
+    errors = {quant: convert.verify(content, spec) for quant, content in models.items()}
+    return models, errors
 
 
-def time_tflite(model: bytes, threads: int, repeats: int) -> dict[str, float]:
+def time_tflite(
+    model: bytes, inputs: dict[str, np.ndarray], threads: int, repeats: int
+) -> dict[str, float]:
     """Times ``TFLiteRunner.invoke`` at batch 1 with ``threads`` interpreter threads."""
     from lwgen.export.runtime import TFLiteRunner
 
     runner = TFLiteRunner(model, num_threads=threads)
-    z, y = batch1_inputs(runner.latent_dim, runner.num_classes)
-    return time_ms(lambda: runner.invoke(z, y), repeats)
+    return time_ms(lambda: runner.invoke(**inputs), repeats)
 
 
 def ratios(results: list[dict[str, Any]], sizes: dict[str, int]) -> dict[str, Any]:
@@ -139,16 +158,18 @@ def ratios(results: list[dict[str, Any]], sizes: dict[str, int]) -> dict[str, An
     }
 
 
-def run(workdir: str, thread_counts: list[int], repeats: int) -> dict[str, Any]:
+def run(workdir: str, model: str, thread_counts: list[int], repeats: int) -> dict[str, Any]:
     """Converts, times every backend and thread count, returns the JSON report."""
-    models, errors, source = convert_models(workdir)
+    spec, source = export_spec(workdir, model)
+    models, errors = convert_models(spec)
+    inputs = batch1_inputs(spec)
     results = []
     for threads in thread_counts:
-        timings = {"jax_jit_cpu": time_jax_in_child(workdir, threads, repeats)}
-        for quant, model in models.items():
-            timings[f"tflite_{quant}"] = time_tflite(model, threads, repeats)
+        timings = {"jax_jit_cpu": time_jax_in_child(workdir, model, threads, repeats)}
+        for quant, content in models.items():
+            timings[f"tflite_{quant}"] = time_tflite(content, inputs, threads, repeats)
         results += [{"backend": b, "threads": threads, **t} for b, t in timings.items()]
-    sizes = {quant: len(model) for quant, model in models.items()}
+    sizes = {quant: len(content) for quant, content in models.items()}
     return {
         "source": source,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
@@ -179,30 +200,17 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str, report: dict[str, Any]) -> None:
-    """Writes ``report`` to ``path`` through a temporary file and a rename."""
-    target = Path(path).resolve()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main() -> None:
     if FLAGS.jax_threads is not None:
-        print(json.dumps(time_jax(FLAGS.workdir, FLAGS.jax_threads, FLAGS.repeats)))
+        print(json.dumps(time_jax(FLAGS.workdir, FLAGS.model, FLAGS.jax_threads, FLAGS.repeats)))
         return
     if FLAGS.out is None or not Path(FLAGS.out).resolve().parent.is_dir():
-        raise ValueError(f"--out must be a JSON path in an existing folder, got {FLAGS.out}")
+        raise ExportError(f"--out must be a JSON path in an existing folder, got {FLAGS.out}")
     thread_counts = [int(t) for t in FLAGS.threads]
     if FLAGS.repeats < 1 or min(thread_counts) < 1:
-        raise ValueError("--repeats and every --threads value must be >= 1")
-    report = run(FLAGS.workdir, thread_counts, FLAGS.repeats)
-    write_json(FLAGS.out, report)
+        raise ExportError("--repeats and every --threads value must be >= 1")
+    report = run(FLAGS.workdir, FLAGS.model, thread_counts, FLAGS.repeats)
+    atomic_write_json(FLAGS.out, report)
     print(table(report))
     print(f"wrote {FLAGS.out}")
 

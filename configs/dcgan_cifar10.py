@@ -8,7 +8,7 @@ The data set must already be in ``data_dir`` (or downloadable): TFDS prepares it
 
 import ml_collections
 
-from lwgen.train.config import gan_config
+from lwgen.families.conditional_gan import gan_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -9,7 +9,7 @@ parameters); the discriminator keeps that config's width, since it is discarded 
 
 import ml_collections
 
-from lwgen.train.config import gan_config
+from lwgen.families.conditional_gan import gan_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -6,7 +6,7 @@
 
 import ml_collections
 
-from lwgen.train.config import gan_config
+from lwgen.families.conditional_gan import gan_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -12,7 +12,7 @@ at ≈6 s per step; on an accelerator raise ``model.generator.base_width`` to 12
 
 import ml_collections
 
-from lwgen.train.config import gan_config
+from lwgen.families.conditional_gan import gan_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -14,8 +14,8 @@ split is the held-out split.
 
 import ml_collections
 
-from lwgen.train.config import gan_config
-from lwgen.train.objectives import distill_config
+from lwgen.families.conditional_gan import gan_config
+from lwgen.families.objectives import distill_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -15,8 +15,8 @@ base width 10: 57k parameters, 1/12 of the teacher's, built only from Dense, res
 
 import ml_collections
 
-from lwgen.train.config import gan_config
-from lwgen.train.objectives import distill_config
+from lwgen.families.conditional_gan import gan_config
+from lwgen.families.objectives import distill_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -20,7 +20,7 @@ from lwgen.compress.finetune import compress_workdir
 from lwgen.compress.pruning import SCOPES
 from lwgen.compress.setup import METHODS, SOURCE_PARAMS
 from lwgen.eval.profile import format_profile, profile_generator, write_profile
-from lwgen.train.checkpoint import restore_generator
+from lwgen.families.conditional_gan import restore_generator
 
 flags.DEFINE_string("workdir", None, "Trained source workdir (only read).")
 flags.DEFINE_string("out_workdir", None, "New workdir for the compressed model.")

@@ -16,7 +16,7 @@ from absl import flags
 
 from lwgen import cli
 from lwgen.data.distill_set import write_distill_set
-from lwgen.train.checkpoint import restore_generator
+from lwgen.families.conditional_gan import restore_generator
 
 _WORKDIR = flags.DEFINE_string("teacher_workdir", None, "Training workdir of the teacher.")
 _NUM = flags.DEFINE_integer("num", None, "Number of (z, y, image) samples to write.")

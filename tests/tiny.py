@@ -1,6 +1,6 @@
 """A tiny 16×16 digits GAN config used across tests (also importable from subprocesses)."""
 
-from lwgen.train.config import gan_config
+from lwgen.families.conditional_gan import gan_config
 
 
 def tiny_gan_config(num_train_steps: int = 4):

@@ -1,15 +1,15 @@
 """Compression fine-tuning: from a trained workdir to a new, normal workdir of a compressed model.
 
-``compress_workdir`` restores the source's full ``GANState``, builds the compressed config (the
-source config plus a ``compress`` group, and for structured pruning the smaller
-``model.generator.widths``), writes the initial state of the compressed run as the step-0
-checkpoint of the new workdir and trains it with ``lwgen.train.loop.train``. Because the new
-workdir is self-contained (its ``make_setup`` applies the ``compress`` group), it resumes with
-the training loop, and ``lwgen.train.checkpoint.restore_generator`` and the exporter read it
-like any other workdir.
+``compress_workdir`` restores the source's full `TrainState`, builds the compressed config (the
+source config plus a ``compress`` group, and for structured pruning the smaller widths of the
+network, e.g. ``model.generator.widths``), writes the initial state of the compressed run as the
+step-0 checkpoint of the new workdir and trains it with ``lwgen.train.loop.train``. Because the
+new workdir is self-contained (its trainer applies the ``compress`` group), it resumes with the
+training loop, and ``lwgen.train.checkpoint.restore_inference`` and the exporter read it like any
+other workdir.
 
-The fine-tune starts from the source generator (EMA or raw weights) and discriminator with fresh
-Adam moments. For unstructured pruning the generator EMA is switched off
+The fine-tune starts from the source network (EMA or raw weights) and the source's other
+networks, with fresh optimizer states. For unstructured pruning the EMA is switched off
 (``optim.ema_decay = 0``, so the EMA equals the trained weights): an average of a weight that
 has been pruned decays towards zero but never reaches it, and the EMA is what gets exported.
 """
@@ -23,33 +23,43 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from lwgen.compress import fake_quant
-from lwgen.compress.setup import calibrate_quant_stats, compress_group
+from lwgen.compress.setup import compress_group
 from lwgen.compress.structured import prune_generator_channels
+from lwgen.errors import ConfigError, MissingFileError
+from lwgen.families.registry import Trainer, make_trainer
 from lwgen.train import checkpoint
-from lwgen.train.loop import make_setup, train
-from lwgen.train.state import GANState, build_models
+from lwgen.train.loop import train
+from lwgen.train.state import NetworkState, TrainState
 
-RESUMED_KEYS = ("method", "amount", "source_params", "scope")
+RESUMED_KEYS = ("method", "amount", "source_params", "network", "scope")
 
 
-def restore_source(workdir: str) -> tuple[ml_collections.ConfigDict, GANState]:
-    """The config and latest full ``GANState`` of a trained workdir.
+def restore_source(workdir: str) -> tuple[ml_collections.ConfigDict, TrainState]:
+    """The config and latest full `TrainState` of a trained workdir.
 
     Raises:
-      FileNotFoundError: if ``workdir`` has no ``config.json`` or no checkpoint.
+      MissingFileError: if ``workdir`` has no ``config.json`` or no checkpoint.
     """
     config = checkpoint.read_config(workdir)
     manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints)
-    state = checkpoint.restore_state(manager, jax.eval_shape(make_setup(config).init_state))
+    state = checkpoint.restore_state(manager, jax.eval_shape(make_trainer(config).init_state))
     if state is None:
-        raise FileNotFoundError(f"no checkpoints in {os.path.join(workdir, 'checkpoints')}")
+        raise MissingFileError(f"no checkpoints in {os.path.join(workdir, 'checkpoints')}")
     return config, state
 
 
-def _generator_variables(state: GANState, source_params: str) -> dict[str, Any]:
-    params = state.ema_params if source_params == "ema" else state.g_params
-    return {"params": params, "batch_stats": state.g_state["batch_stats"]}
+def network_variables(state: TrainState, network: str, source_params: str) -> dict[str, Any]:
+    """``{"params": EMA or raw params, **collections}`` of ``network`` in ``state``.
+
+    Raises:
+      ConfigError: if ``network`` is unknown or ``"ema"`` is asked of a network without EMA.
+    """
+    if network not in state.networks:
+        raise ConfigError(f"compress.network {network!r} is not one of {sorted(state.networks)}")
+    if source_params == "ema" and network not in state.ema:
+        raise ConfigError(f"network {network!r} has no EMA: use source_params='raw'")
+    net = state.networks[network]
+    return net.variables(state.ema[network] if source_params == "ema" else None)
 
 
 def compressed_config(
@@ -66,58 +76,51 @@ def compressed_config(
 
 
 def initial_state(
-    config: ml_collections.ConfigDict,
-    generator_variables: dict[str, Any],
-    source: GANState,
-) -> GANState:
+    config: ml_collections.ConfigDict, variables: dict[str, Any], source: TrainState
+) -> TrainState:
     """The step-0 state of the compressed run.
 
     Args:
-      config: the compressed config (``compressed_config``; ``widths`` already set when
+      config: the compressed config (``compressed_config``; smaller widths already set when
         structured).
-      generator_variables: ``{"params", "batch_stats"}`` the fine-tune starts from, matching
-        ``config.model.generator``.
-      source: the source state (its discriminator is reused).
+      variables: ``{"params", ...collections}`` of ``config.compress.network`` to start from.
+      source: the source state (its other networks are reused).
 
     Returns:
-      A ``GANState`` with the given generator as both raw and EMA weights, the source
-      discriminator, fresh optimizer states for the compressed setup and, for QAT, activation
-      ranges calibrated on the given weights.
+      A `TrainState` with the given network, the source's other networks, EMA copies equal to
+      the params, fresh optimizer states and, for QAT, activation ranges calibrated on the given
+      weights (the trainer's init hooks run last).
     """
-    setup = make_setup(config)
-    template = setup.init_state()
-    params = generator_variables["params"]
-    g_state = {**template.g_state, "batch_stats": generator_variables["batch_stats"]}
-    if fake_quant.QUANT_COLLECTION in g_state:
-        quant = fake_quant.QuantConfig(ema_decay=config.compress.quant_ema_decay)
-        g_state[fake_quant.QUANT_COLLECTION] = calibrate_quant_stats(
-            setup.generator, generator_variables, config.seed, quant
-        )
-    return template.replace(
-        g_params=params,
-        g_state=g_state,
-        g_opt_state=setup.g_tx.init(params),
-        d_params=source.d_params,
-        d_state=source.d_state,
-        d_opt_state=setup.d_tx.init(source.d_params),
-        ema_params=jax.tree.map(jnp.copy, params),
-    )
+    trainer: Trainer = make_trainer(config)
+    fresh = trainer.init(trainer)
+    chosen = config.compress.network
+    networks = {}
+    for name, net in fresh.networks.items():
+        start = variables if name == chosen else source.networks[name].variables()
+        params = start["params"]
+        collections = {**net.collections, **{k: v for k, v in start.items() if k != "params"}}
+        networks[name] = NetworkState(params, collections, trainer.optimizers[name].init(params))
+    ema = {name: jax.tree.map(jnp.copy, networks[name].params) for name in fresh.ema}
+    state = fresh.replace(networks=networks, ema=ema)
+    for hook in trainer.init_hooks:
+        state = hook(state)
+    return state
 
 
 def _check_resumable(out_workdir: str, config: ml_collections.ConfigDict) -> None:
     saved = checkpoint.read_config(out_workdir)
     if "compress" not in saved:
-        raise ValueError(f"{out_workdir!r} is a workdir without a compress group: pick a new one")
+        raise ConfigError(f"{out_workdir!r} is a workdir without a compress group: pick a new one")
     wanted = {k: config.compress[k] for k in RESUMED_KEYS}
     found = {k: saved.compress[k] for k in RESUMED_KEYS}
     if wanted != found or saved.num_train_steps != config.num_train_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{out_workdir!r} holds a different compression run ({found}, "
             f"{saved.num_train_steps} steps) than requested ({wanted}, "
             f"{config.num_train_steps} steps): pick a new --out_workdir"
         )
     if checkpoint.checkpoint_manager(out_workdir).latest_step() is None:
-        raise ValueError(f"{out_workdir!r} has a config but no checkpoint: remove it and rerun")
+        raise ConfigError(f"{out_workdir!r} has a config but no checkpoint: remove it and rerun")
 
 
 def compress_workdir(
@@ -128,9 +131,10 @@ def compress_workdir(
     num_steps: int,
     *,
     source_params: str = "ema",
+    network: str = "generator",
     scope: str = "layer",
-) -> GANState:
-    """Compresses the generator of ``workdir`` and fine-tunes it into ``out_workdir``.
+) -> TrainState:
+    """Compresses a network of ``workdir`` and fine-tunes it into ``out_workdir``.
 
     Args:
       workdir: trained source workdir (``config.json`` + checkpoints); it is only read.
@@ -138,19 +142,21 @@ def compress_workdir(
       method: ``"unstructured"``, ``"structured"`` or ``"qat"``.
       amount: target sparsity (unstructured) or fraction of channels removed (structured).
       num_steps: fine-tuning steps.
-      source_params: start from the source's ``"ema"`` or ``"raw"`` generator weights.
+      source_params: start from the source's ``"ema"`` or ``"raw"`` weights.
+      network: the trained network to compress (structured pruning: a DCGAN generator, whose
+        widths live in ``config.model.<network>.widths``).
       scope: ``"layer"`` or ``"global"`` magnitude ranking (unstructured).
 
     Returns:
-      The final ``GANState`` of the fine-tune.
+      The final `TrainState` of the fine-tune.
 
     Raises:
-      FileNotFoundError: if ``workdir`` is not a trained workdir.
-      ValueError: on bad options, ``out_workdir == workdir``, or an ``out_workdir`` holding a
+      MissingFileError: if ``workdir`` is not a trained workdir.
+      ConfigError: on bad options, ``out_workdir == workdir``, or an ``out_workdir`` holding a
         different run.
     """
     if os.path.abspath(workdir) == os.path.abspath(out_workdir):
-        raise ValueError(f"--out_workdir must differ from --workdir ({workdir!r})")
+        raise ConfigError(f"--out_workdir must differ from --workdir ({workdir!r})")
     source_config, source = restore_source(workdir)
     group = compress_group(
         method,
@@ -159,20 +165,22 @@ def compress_workdir(
         source_workdir=os.path.abspath(workdir),
         source_step=int(source.step),
         source_params=source_params,
+        network=network,
         scope=scope,
     )
     config = compressed_config(source_config, group, num_steps)
     if os.path.isfile(os.path.join(out_workdir, checkpoint.CONFIG_FILE)):
         _check_resumable(out_workdir, config)
         return train(checkpoint.read_config(out_workdir), out_workdir)
-    variables = _generator_variables(source, source_params)
+    variables = network_variables(source, network, source_params)
     if method == "structured":
-        generator, _ = build_models(source_config.model)
-        kwargs, variables = prune_generator_channels(generator, variables, amount)
-        config.model.generator.widths = tuple(kwargs["widths"])
+        module = make_trainer(source_config).modules[network]
+        kwargs, variables = prune_generator_channels(module, variables, amount)
+        config.model[network].widths = tuple(kwargs["widths"])
     state = initial_state(config, variables, source)
+    trainer = make_trainer(config)
     checkpoint.write_config(out_workdir, config)
     manager = checkpoint.checkpoint_manager(out_workdir, config.train.keep_checkpoints)
-    checkpoint.save_state(manager, state)
+    checkpoint.save_state(manager, state, trainer.inference_variables(state))
     manager.wait_until_finished()
-    return train(config, out_workdir)
+    return train(config, out_workdir, trainer)

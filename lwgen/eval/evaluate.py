@@ -1,230 +1,45 @@
-"""Scores a class-conditional generator with the judge: a JAX workdir, a TFLite bundle, any sampler.
+"""The evaluation driver: scores a trained workdir or an exported bundle with its family's metrics.
 
-Every sampler is scored on the same fixed inputs: ``per_class`` latents ``z ~ N(0, I)`` per class
-from ``np.random.default_rng(seed)``, so a JAX generator and its exported bundle are compared on
-identical ``(z, y)``. The metrics:
-
-- ``class_accuracy``: fraction of samples the judge assigns to the class they were conditioned on;
-- ``frechet_distance``: Fréchet distance (Heusel et al. 2017, eq. 2) between the samples and the
-  real held-out images in the judge's penultimate-layer features;
-- ``judge_heldout_accuracy``: the judge's accuracy on real held-out images, i.e. the class
-  accuracy real data gets (the ceiling for ``class_accuracy``);
-- ``real_frechet_distance``: the same distance between ``per_class`` real training images per
-  class and the held-out images (the floor for ``frechet_distance`` at this sample count);
-- ``num_samples``.
+The family (``config.model.family`` of the workdir, ``family`` of the bundle) says what to
+measure (``lwgen.families.registry.Family.evaluate`` / ``evaluate_bundle``); this module restores,
+dispatches and writes ``WORKDIR/eval.json`` atomically. It imports no family and no model.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-import jax
-import numpy as np
-
-from lwgen.data import load_source
-from lwgen.data.distill_set import real_data_config
-from lwgen.data.source import to_unit_range
-from lwgen.eval.judge import Judge, as_data_config, load_or_train_judge
-from lwgen.eval.metrics import class_accuracy, frechet_distance
-from lwgen.train.checkpoint import atomic_write_text, restore_generator
+from lwgen.families.registry import get_family
+from lwgen.io import atomic_write_json
+from lwgen.train.checkpoint import restore_inference
 
 EVAL_FILE = "eval.json"
-SAMPLE_CHUNK = 250
-RANGE_TOLERANCE = 1e-3
-SampleFn = Callable[[np.ndarray, np.ndarray], Any]
-
-
-def fixed_inputs(
-    num_classes: int, latent_dim: int, per_class: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluation inputs: ``per_class`` latents for each class, in class order.
-
-    Args:
-      num_classes: K ≥ 1.
-      latent_dim: size of ``z``, ≥ 1.
-      per_class: samples per class, ≥ 2 (the Fréchet distance needs two).
-      seed: seed of ``np.random.default_rng``.
-
-    Returns:
-      ``z`` float32 ``[K · per_class, latent_dim]`` from ``N(0, I)`` and labels int32
-      ``[K · per_class]`` (``per_class`` zeros, then ones, ...).
-
-    Raises:
-      ValueError: on a count below its minimum.
-    """
-    minimums = {"num_classes": (num_classes, 1), "latent_dim": (latent_dim, 1),
-                "per_class": (per_class, 2)}  # fmt: skip
-    for name, (value, low) in minimums.items():
-        if int(value) != value or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((num_classes * per_class, latent_dim), dtype=np.float32)
-    return z, np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
-
-
-def generate(sample_fn: SampleFn, z: np.ndarray, y_onehot: np.ndarray) -> np.ndarray:
-    """Calls ``sample_fn`` on chunks of ``SAMPLE_CHUNK`` rows (the last one zero-padded).
-
-    Every call sees the same batch size, so a jitted ``sample_fn`` compiles once.
-
-    Args:
-      sample_fn: ``(z f32 [B, L], y_onehot f32 [B, K]) -> f32 [B, H, W, C]`` in ``[-1, 1]``.
-      z: float32 ``[N, L]``.
-      y_onehot: float32 ``[N, K]``.
-
-    Returns:
-      float32 ``[N, H, W, C]`` clipped to ``[-1, 1]``.
-
-    Raises:
-      ValueError: if ``sample_fn`` returns a wrong batch size or rank, non-finite values or
-        values outside ``[-1, 1]`` by more than ``RANGE_TOLERANCE``.
-    """
-    chunks = []
-    for start in range(0, len(z), SAMPLE_CHUNK):
-        zc, yc = z[start : start + SAMPLE_CHUNK], y_onehot[start : start + SAMPLE_CHUNK]
-        pad = ((0, SAMPLE_CHUNK - len(zc)), (0, 0))
-        images = np.asarray(sample_fn(np.pad(zc, pad), np.pad(yc, pad)), np.float32)
-        if images.ndim != 4 or images.shape[0] != SAMPLE_CHUNK:
-            raise ValueError(
-                f"sample_fn must return [{SAMPLE_CHUNK}, H, W, C] images, got {images.shape}"
-            )
-        chunks.append(images[: len(zc)])
-    images = np.concatenate(chunks)
-    if not np.all(np.isfinite(images)):
-        raise ValueError("sample_fn returned non-finite image values")
-    low, high = float(images.min()), float(images.max())
-    if low < -1.0 - RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
-        raise ValueError(f"sample_fn images must lie in [-1, 1], got range [{low}, {high}]")
-    return np.clip(images, -1.0, 1.0)
-
-
-def real_reference(judge: Judge, data_config: Mapping, per_class: int) -> tuple[np.ndarray, float]:
-    """Judge features of the real held-out images, and the real data's own Fréchet distance.
-
-    The reference distance compares ``per_class`` training images of each class (the first ones,
-    or all of a smaller class) with the held-out images: a real "generator" scored with the same
-    sample count and class balance as `evaluate_sampler` uses, since the estimate of the distance
-    grows as the sample count shrinks.
-
-    Returns:
-      ``(held-out features float32 [N_heldout, D], real_frechet_distance)``.
-    """
-    train = load_source(data_config, "train")
-    idx = np.concatenate(
-        [np.flatnonzero(train.labels == k)[:per_class] for k in range(train.num_classes)]
-    )
-    heldout = judge.features(to_unit_range(load_source(data_config, "heldout").images))
-    return heldout, frechet_distance(judge.features(to_unit_range(train.images[idx])), heldout)
-
-
-def evaluate_sampler(
-    sample_fn: SampleFn,
-    num_classes: int,
-    latent_dim: int,
-    data_config: Mapping,
-    per_class: int = 100,
-    seed: int = 0,
-    cache_dir: str | None = None,
-) -> dict[str, float | int]:
-    """Scores a class-conditional sampler against the data's held-out split.
-
-    Args:
-      sample_fn: ``(z f32 [B, latent_dim], y_onehot f32 [B, num_classes]) -> f32
-        [B, H, W, C]`` images in ``[-1, 1]`` with the data's ``(H, W, C)``.
-      num_classes: K; must equal the judge's class count.
-      latent_dim: size of ``z``.
-      data_config: the config's ``data`` group (picks and trains the judge).
-      per_class: samples per class (≥ 2).
-      seed: seed of the fixed inputs (`fixed_inputs`).
-      cache_dir: judge cache folder (see `load_or_train_judge`).
-
-    Returns:
-      ``{"class_accuracy", "frechet_distance", "judge_heldout_accuracy",
-      "real_frechet_distance", "num_samples"}`` (see the module docstring).
-
-    Raises:
-      ValueError: on bad counts, a class count or image shape that differs from the judge's,
-        or bad ``sample_fn`` output (see `generate`).
-    """
-    data_config = as_data_config(data_config)
-    judge = load_or_train_judge(data_config, cache_dir)
-    if num_classes != judge.module.num_classes:
-        raise ValueError(
-            f"sampler has {num_classes} classes but the data has {judge.module.num_classes}"
-        )
-    z, labels = fixed_inputs(num_classes, latent_dim, per_class, seed)
-    images = generate(sample_fn, z, np.eye(num_classes, dtype=np.float32)[labels])
-    if images.shape[1:] != judge.image_shape:
-        raise ValueError(
-            f"sampler images have shape {images.shape[1:]}, the data has {judge.image_shape}"
-        )
-    heldout_features, real_distance = real_reference(judge, data_config, per_class)
-    return {
-        "class_accuracy": class_accuracy(judge.logits(images), labels),
-        "frechet_distance": frechet_distance(judge.features(images), heldout_features),
-        "judge_heldout_accuracy": judge.heldout_accuracy,
-        "real_frechet_distance": real_distance,
-        "num_samples": int(len(images)),
-    }
-
-
-def judged_data_config(data_config: Mapping) -> Mapping:
-    """The real data a workdir's generator is judged against.
-
-    A distillation student's ``data`` group names the teacher's set; it is judged against the
-    real data behind that set (``data.real_source``), like its teacher.
-
-    Raises:
-      ValueError: for a distillation set without ``data.real_source``.
-    """
-    if data_config.get("source", None) != "distill":
-        return data_config
-    real = real_data_config(data_config)
-    if real is None:
-        raise ValueError(
-            "a distillation workdir is judged against real data: set data.real_source "
-            "(and data.real_path for a folder)"
-        )
-    return real
 
 
 def evaluate_workdir(
     workdir: str, per_class: int = 100, cache_dir: str | None = None
 ) -> dict[str, float | int]:
-    """Scores the EMA generator of a workdir's latest checkpoint; writes ``WORKDIR/eval.json``.
+    """Scores the inference networks of a workdir's latest checkpoint; writes ``eval.json``.
 
     Args:
       workdir: a training workdir (``config.json`` and ``checkpoints/``).
-      per_class: samples per class.
+      per_class: samples per class (class-conditional families).
       cache_dir: judge cache folder.
 
     Returns:
-      The `evaluate_sampler` metrics plus ``"step"`` (the checkpoint's step), as written to
-      ``eval.json`` (atomically).
+      The family's metrics plus ``"step"`` (the checkpoint's step), as written to
+      ``WORKDIR/eval.json``.
 
     Raises:
-      FileNotFoundError: if the workdir has no config or checkpoint.
-      ValueError: see `evaluate_sampler`.
+      MissingFileError: if the workdir has no config or checkpoint.
+      ValueError: from the family's evaluation (bad counts, bad sampler output).
     """
-    restored = restore_generator(workdir)
-    apply = jax.jit(restored.generator.apply)
-
-    def sample_fn(z: np.ndarray, y_onehot: np.ndarray) -> np.ndarray:
-        return np.asarray(apply(restored.variables, z, y_onehot))
-
-    metrics = evaluate_sampler(
-        sample_fn,
-        restored.generator.num_classes,
-        restored.generator.latent_dim,
-        judged_data_config(restored.config.data),
-        per_class=per_class,
-        cache_dir=cache_dir,
-    )
+    restored = restore_inference(workdir)
+    family = get_family(restored.config.model.family)
+    metrics = family.evaluate(restored, per_class=per_class, cache_dir=cache_dir)
     metrics["step"] = int(restored.step)
-    atomic_write_text(os.path.join(workdir, EVAL_FILE), json.dumps(metrics, indent=2))
+    atomic_write_json(os.path.join(workdir, EVAL_FILE), metrics)
     return metrics
 
 
@@ -234,29 +49,22 @@ def evaluate_bundle(
     per_class: int = 100,
     cache_dir: str | None = None,
 ) -> dict[str, float | int]:
-    """Scores an exported bundle's TFLite generator on the same inputs as `evaluate_workdir`.
+    """Scores an exported bundle with its family's metrics, on the same inputs as the workdir.
 
     Args:
-      bundle_dir: a bundle directory (``model.tflite`` + ``bundle.json``).
-      data_config: the ``data`` group of the config the generator was trained with.
+      bundle_dir: a bundle directory.
+      data_config: the ``data`` group of the config the model was trained with.
       per_class: samples per class.
       cache_dir: judge cache folder.
 
     Returns:
-      The `evaluate_sampler` metrics.
+      The family's metrics.
 
     Raises:
-      FileNotFoundError / ValueError: from loading the bundle (``TFLiteGenerator``) or from
-        `evaluate_sampler`.
+      MissingFileError / BundleError: from loading the bundle.
+      ValueError: from the family's evaluation.
     """
-    from lwgen.export.runtime import TFLiteGenerator
+    from lwgen.export.bundle import load_bundle  # LiteRT, not TensorFlow
 
-    generator = TFLiteGenerator(bundle_dir)
-    return evaluate_sampler(
-        generator,
-        generator.num_classes,
-        generator.latent_dim,
-        data_config,
-        per_class=per_class,
-        cache_dir=cache_dir,
-    )
+    family = get_family(load_bundle(bundle_dir).metadata["family"])
+    return family.evaluate_bundle(bundle_dir, data_config, per_class=per_class, cache_dir=cache_dir)

@@ -1,5 +1,5 @@
-"""Family objectives for ``lwgen.train.steps.adversarial_step``: where ``z`` and the "real" images
-come from and which losses apply.
+"""Objectives of the conditional-GAN families (``conditional_gan.adversarial_step``): where ``z``
+and the "real" images come from and which losses apply.
 
 ``dcgan`` trains a conditional GAN on real data (`GANObjective`); ``tinygan`` distils a teacher
 into a student from a distillation set (`DistillationObjective`, TinyGAN, Chang & Lu 2020, §3).
@@ -8,15 +8,39 @@ into a student from a distillation set (`DistillationObjective`, TinyGAN, Chang 
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from lwgen.errors import ConfigError
 from lwgen.losses import distillation
 from lwgen.losses.gan import gan_losses
 
 Batch = dict[str, jax.Array]
+
+
+class Objective(Protocol):
+    """What a conditional-GAN family plugs into ``adversarial_step``."""
+
+    r1_weight: float
+    g_uses_real: bool
+
+    def inputs(self, batch: Batch, keys: jax.Array, latent_dim: int) -> tuple[jax.Array, ...]:
+        """Returns ``(z [b, latent_dim], labels int32 [b], real images [b, H, W, C])``; ``keys``
+        holds one PRNG key per sample of this device's shard."""
+
+    def d_loss(self, real_logits: jax.Array, fake_logits: jax.Array):
+        """Discriminator loss ``(scalar, aux)``."""
+
+    def g_loss(self, fake_logits, fake_features, real_features, fake, real):
+        """Generator loss ``(scalar, aux)``; ``real_features`` is None unless ``g_uses_real``."""
+
+
+def normal_latents(keys: jax.Array, latent_dim: int) -> jax.Array:
+    """``z ~ N(0, I)``: float32 ``[len(keys), latent_dim]``, one row per PRNG key."""
+    return jax.vmap(lambda k: jax.random.normal(k, (latent_dim,), jnp.float32))(keys)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +58,7 @@ class GANObjective:
 
     def inputs(self, batch: Batch, keys: jax.Array, latent_dim: int):
         """``z ~ N(0, I)`` from the per-sample ``keys``; labels and real images from ``batch``."""
-        z = jax.vmap(lambda k: jax.random.normal(k, (latent_dim,), jnp.float32))(keys)
-        return z, batch["label"], batch["image"]
+        return normal_latents(keys, latent_dim), batch["label"], batch["image"]
 
     def d_loss(self, real_logits, fake_logits):
         return gan_losses(self.loss)[0](real_logits, fake_logits)
@@ -77,15 +100,15 @@ class DistillationObjective:
         """
         z, labels, real = batch["z"], batch["label"], batch["image"]
         if z.shape[-1] != latent_dim:
-            raise ValueError(
+            raise ConfigError(
                 f"the distillation set's z has {z.shape[-1]} dimensions, but the student's "
                 f"model.generator.latent_dim is {latent_dim}"
             )
         if not self.weights.uses_real_data:
             return z, labels, real
         if "real_image" not in batch:
-            raise ValueError("distill.real_adv/d_real_adv > 0 needs data.real_source")
-        z_real = jax.vmap(lambda k: jax.random.normal(k, (latent_dim,), jnp.float32))(keys)
+            raise ConfigError("distill.real_adv/d_real_adv > 0 needs data.real_source")
+        z_real = normal_latents(keys, latent_dim)
         return (
             jnp.concatenate([z, z_real]),
             jnp.concatenate([labels, batch["real_label"]]),
@@ -142,38 +165,23 @@ def distill_weights(config: ml_collections.ConfigDict) -> distillation.DistillWe
         ``"hinge"`` (TinyGAN's losses are hinge losses).
     """
     if "distill" not in config:
-        raise ValueError("model.family 'tinygan' needs a config.distill group of loss weights")
+        raise ConfigError("model.family 'tinygan' needs a config.distill group of loss weights")
     if config.data.source != "distill":
-        raise ValueError(
+        raise ConfigError(
             f"model.family 'tinygan' trains on a distillation set (data.source='distill'), "
             f"got data.source={config.data.source!r}"
         )
     if config.train.loss != "hinge":
-        raise ValueError(
+        raise ConfigError(
             f"model.family 'tinygan' uses hinge losses; got train.loss={config.train.loss!r}"
         )
     weights = distillation.as_weights(config.distill.to_dict())
     alphas, num_blocks = weights.feature_layer_weights, config.model.discriminator.num_blocks
     if alphas is not None and len(alphas) != num_blocks:
-        raise ValueError(
+        raise ConfigError(
             f"distill.feature_layer_weights has {len(alphas)} entries, expected one per "
             f"discriminator block (model.discriminator.num_blocks={num_blocks})"
         )
     if weights.uses_real_data and not config.data.get("real_source", None):
-        raise ValueError("distill.real_adv/d_real_adv > 0 needs data.real_source (e.g. 'digits')")
+        raise ConfigError("distill.real_adv/d_real_adv > 0 needs data.real_source (e.g. 'digits')")
     return weights
-
-
-def make_objective(config: ml_collections.ConfigDict):
-    """The objective of ``config.model.family``.
-
-    Raises:
-      ValueError: for an unknown family or a bad family-specific config (see `distill_weights`).
-    """
-    family = config.model.family
-    if family == "dcgan":
-        gan_losses(config.train.loss)
-        return GANObjective(config.train.loss, config.train.r1_weight)
-    if family == "tinygan":
-        return DistillationObjective(distill_weights(config), config.train.r1_weight)
-    raise ValueError(f"model.family {family!r} is not one of ['dcgan', 'tinygan']")

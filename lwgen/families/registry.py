@@ -32,6 +32,8 @@ BUILTIN = {
     "dcgan": "lwgen.families.dcgan",
     "tinygan": "lwgen.families.tinygan",
 }
+# Config groups that change a family's trainer: group name -> "module:function(trainer, config)".
+TRAINER_TRANSFORMS = {"compress": "lwgen.compress.setup:apply_compression"}
 _REGISTRY: dict[str, Family] = {}
 
 
@@ -69,6 +71,8 @@ class Trainer:
         ``jax.shard_map`` inside ``jax.jit``.
       inference_variables: ``state -> {network name: variables}``: what is sampled, evaluated and
         exported (checkpointed as its own item so it restores without the optimizer setup).
+      example_inputs: per network, ``(num, seed) -> (args, kwargs)`` of an inference-mode call
+        on ``num`` inputs drawn as in use (compression calibrates and traces with them).
       init_hooks: applied in order to the state ``init`` returns (e.g. QAT range calibration).
     """
 
@@ -78,6 +82,9 @@ class Trainer:
     init: Callable[[Trainer], Any]
     step: Callable[..., tuple[Any, Metrics]]
     inference_variables: Callable[[Any], dict[str, PyTree]]
+    example_inputs: Mapping[str, Callable[[int, int], tuple[tuple, dict]]] = dataclasses.field(
+        default_factory=dict
+    )
     init_hooks: tuple[Callable[[Any], Any], ...] = ()
 
     def init_state(self) -> Any:
@@ -142,3 +149,18 @@ def get_family(name: str) -> Family:
     if name not in _REGISTRY:
         raise ConfigError(f"model.family {name!r} is not one of {names()}")
     return _REGISTRY[name]
+
+
+def make_trainer(config: ml_collections.ConfigDict) -> Trainer:
+    """The trainer of ``config``: its family's, changed by each ``TRAINER_TRANSFORMS`` group the
+    config has (e.g. ``compress``: pruning or quantization-aware training of a named network).
+
+    Raises:
+      ConfigError: on an unknown family or a bad family or transform group.
+    """
+    trainer = get_family(config.model.family).make_trainer(config)
+    for group, target in TRAINER_TRANSFORMS.items():
+        if group in config:
+            module, function = target.split(":")
+            trainer = getattr(importlib.import_module(module), function)(trainer, config)
+    return trainer

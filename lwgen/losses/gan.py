@@ -11,6 +11,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+
+from lwgen.errors import ConfigError
+
 Aux = dict[str, jax.Array]
 
 
@@ -101,8 +104,8 @@ def gan_losses(name: str):
     """Returns ``(d_loss_fn, g_loss_fn)`` for ``name`` in ``{"hinge", "non_saturating"}``.
 
     Raises:
-      ValueError: for any other name.
+      ConfigError: for any other name.
     """
     if name not in D_LOSSES:
-        raise ValueError(f"train.loss {name!r} is not one of {sorted(D_LOSSES)}")
+        raise ConfigError(f"train.loss {name!r} is not one of {sorted(D_LOSSES)}")
     return D_LOSSES[name], G_LOSSES[name]

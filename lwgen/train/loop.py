@@ -1,117 +1,58 @@
-"""The one training loop for every GAN family: sharding, logging, checkpoints and sample grids.
+"""The one training loop for every family: sharding, logging, checkpoints and sample grids.
 
-``train(config, workdir)`` builds a ``Setup`` for ``config.model.family`` (or takes one from a
-caller such as the compression launcher), restores the latest checkpoint in ``workdir`` if there
-is one, and runs the per-device step of ``lwgen.train.steps`` with ``jax.shard_map`` inside
-``jax.jit`` over a 1-D mesh of all devices named ``"batch"``.
+``train(config, workdir)`` builds the config's `Trainer` (``lwgen.families.registry``), restores
+the latest checkpoint in ``workdir`` if there is one, and runs the family's per-device step with
+``jax.shard_map`` inside ``jax.jit`` over a 1-D mesh of all devices named ``"batch"``. On several
+hosts (``jax.distributed.initialize()``), each process builds its slice of the global batch and
+the global array is assembled from the process-local parts; only process 0 writes
+``config.json``, TensorBoard files and sample grids, while orbax saves from every process.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import functools
+import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
+from absl import flags as absl_flags
+from absl import logging as absl_logging
 from clu import metric_writers
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from lwgen import images as image_grid
-from lwgen.compress import apply_compression
-from lwgen.data import check_batch_divisible, load_source, shard_batch
-from lwgen.models.dcgan import Discriminator, Generator
+from lwgen.data import check_batch_divisible, load_source
+from lwgen.errors import DivergedError
+from lwgen.families.registry import Trainer, get_family, make_trainer
 from lwgen.train import checkpoint
 from lwgen.train.config import validate_config
-from lwgen.train.objectives import make_objective
-from lwgen.train.state import GANState, build_models, create_gan_state, make_optimizers
-from lwgen.train.steps import AXIS, adversarial_step
+from lwgen.train.state import TrainState
+from lwgen.train.steps import AXIS
+
+LOG_FILE = "train.log"
 
 
-@dataclasses.dataclass
-class Setup:
-    """What a family (or a compression method) plugs into the loop.
-
-    Attributes:
-      generator, discriminator: modules; the loop sets ``axis_name="batch"`` on the generator.
-      g_tx, d_tx: optimizers.
-      objective: an ``lwgen.train.steps.Objective``.
-      init_state: makes the step-0 ``GANState`` (also the structure checkpoints restore into).
-      generator_apply: wraps ``Generator.apply`` (``None``: plain apply), e.g. fake quantization.
-    """
-
-    generator: Generator
-    discriminator: Discriminator
-    g_tx: Any
-    d_tx: Any
-    objective: Any
-    init_state: Callable[[], GANState]
-    generator_apply: Callable[..., Any] | None = None
-
-
-def make_setup(config: ml_collections.ConfigDict) -> Setup:
-    """The setup of ``config``: models, Adam, the family's objective, a fresh state, switched to
-    the compression method of an optional ``compress`` group (``lwgen.compress``)."""
-    generator, discriminator = build_models(config.model)
-    g_tx, d_tx = make_optimizers(config.optim)
-    init = functools.partial(create_gan_state, generator, discriminator, g_tx, d_tx, config.seed)
-    setup = Setup(generator, discriminator, g_tx, d_tx, make_objective(config), init)
-    return apply_compression(setup, config) if "compress" in config else setup
-
-
-def sample_images(
-    generator: Generator, variables: Any, labels: np.ndarray, seed: int
-) -> np.ndarray:
-    """Samples one image per label with ``z ~ N(0, I)`` from ``seed``.
-
-    Returns:
-      float32 ``[len(labels), H, W, C]`` in ``[-1, 1]``.
-    """
-    z = jax.random.normal(jax.random.PRNGKey(seed), (len(labels), generator.latent_dim))
-    y = jax.nn.one_hot(jnp.asarray(labels), generator.num_classes)
-    return np.asarray(jax.jit(generator.apply)(variables, z, y))
-
-
-def write_sample_grid(path: str, generator: Generator, variables: Any, per_class: int = 10):
-    """Writes a PNG grid of EMA samples, one row per class, ``per_class`` columns."""
-    labels = np.repeat(np.arange(generator.num_classes), per_class)
-    images = sample_images(generator, variables, labels, seed=0)
-    image_grid.save_png(path, image_grid.make_grid(images, rows=generator.num_classes))
-
-
-def check_finite(metrics: dict[str, float], step: int, last_good: int | None, workdir: str):
-    """Raises ``FloatingPointError`` naming the first non-finite metric and last good checkpoint."""
+def check_finite(metrics: Mapping[str, float], step: int, last_good: int | None, workdir: str):
+    """Raises ``DivergedError`` naming the first non-finite metric and the last good checkpoint."""
     for name, value in metrics.items():
         if not math.isfinite(float(value)):
-            raise FloatingPointError(
+            raise DivergedError(
                 f"{name} is {value} at step {step}: training stopped; the last good checkpoint "
                 f"is step {last_good} in {os.path.join(workdir, 'checkpoints')}"
             )
 
 
-def compile_step(setup: Setup, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-    """``jit(shard_map(adversarial_step))`` with the state replicated and the batch sharded."""
-    generator = setup.generator.clone(axis_name=AXIS)
-    step = functools.partial(
-        adversarial_step,
-        generator_apply=setup.generator_apply or generator.apply,
-        discriminator=setup.discriminator,
-        g_tx=setup.g_tx,
-        d_tx=setup.d_tx,
-        objective=setup.objective,
-        num_classes=generator.num_classes,
-        latent_dim=generator.latent_dim,
-        ema_decay=config.optim.ema_decay,
-    )
+def compile_step(trainer: Trainer, mesh: jax.sharding.Mesh):
+    """``jit(shard_map(trainer.step))`` with the state replicated and the batch sharded."""
+    step = functools.partial(trainer.step, trainer=trainer)
     # check_vma=False keeps pmap semantics: gradients of replicated params are per-device until
     # the step's explicit lax.pmean (with VMA checking, grad would already psum them).
     mapped = jax.shard_map(
@@ -120,64 +61,130 @@ def compile_step(setup: Setup, config: ml_collections.ConfigDict, mesh: jax.shar
     return jax.jit(mapped, donate_argnums=0)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None = None) -> GANState:
+def process_slice(batch_size: int) -> slice:
+    """The rows of a global batch that this process feeds (equal contiguous parts)."""
+    local = batch_size // jax.process_count()
+    return slice(jax.process_index() * local, (jax.process_index() + 1) * local)
+
+
+def global_batch(
+    local_batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh, batch_size: int
+) -> dict[str, jax.Array]:
+    """Assembles the global batch, sharded ``P("batch")``, from this process's rows."""
+    sharding = NamedSharding(mesh, P(AXIS))
+    return {
+        key: jax.make_array_from_process_local_data(sharding, value, (batch_size, *value.shape[1:]))
+        for key, value in local_batch.items()
+    }
+
+
+def host_local(tree):
+    """A replicated pytree as numpy arrays, read from this process's first copy (works on one
+    host and on many, where a global array is not fully addressable)."""
+    return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
+
+
+def write_sample_grid(path: str, config: ml_collections.ConfigDict, variables) -> None:
+    """Writes the family's sample grid of ``variables`` as a PNG (atomically)."""
+    images, rows = get_family(config.model.family).sample_grid(config, variables)
+    image_grid.save_png(path, image_grid.make_grid(images, rows=rows))
+
+
+def _echo_to_stderr() -> bool:
+    """Whether the user asked absl for log lines on stderr (``--alsologtostderr``)."""
+    flags = absl_flags.FLAGS
+    return flags.is_parsed() and (flags.alsologtostderr or flags.logtostderr)
+
+
+@contextlib.contextmanager
+def log_to_workdir(workdir: str) -> Iterator[None]:
+    """While the body runs, INFO and above of every logger (absl, orbax, lwgen) goes to
+    ``WORKDIR/train.log`` and only warnings reach stderr (unless ``--alsologtostderr``)."""
+    handler = logging.FileHandler(os.path.join(workdir, LOG_FILE))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    consoles = [*root.handlers, absl_logging.get_absl_handler()]
+    saved = root.level, [h.level for h in consoles]
+    if not _echo_to_stderr():
+        for console in consoles:
+            console.setLevel(max(console.level, logging.WARNING))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(saved[0])
+        for console, level in zip(consoles, saved[1], strict=True):
+            console.setLevel(level)
+
+
+def train(
+    config: ml_collections.ConfigDict, workdir: str, trainer: Trainer | None = None
+) -> TrainState:
     """Trains (or resumes training) until ``config.num_train_steps``.
 
     Args:
-      config: a validated experiment config (see ``configs/``).
+      config: an experiment config (see ``configs/``); validated before any work.
       workdir: output folder; the latest checkpoint in it is resumed.
-      setup: overrides the family's default ``Setup`` (used by compression fine-tuning).
+      trainer: overrides the config's trainer (``lwgen.families.registry.make_trainer``).
 
     Returns:
-      The final ``GANState`` (host-fetched arrays).
+      The final `TrainState` (host-fetched arrays).
 
     Raises:
-      ValueError: on a bad config or a batch not divisible by the device count.
-      FloatingPointError: on a non-finite loss (the last good checkpoint is kept).
+      ConfigError: on a bad config or a batch not divisible by the device count.
+      DivergedError: on a non-finite metric (the last good checkpoint is kept).
     """
     validate_config(config)
-    setup = setup or make_setup(config)
-    mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
+    trainer = trainer or make_trainer(config)
     check_batch_divisible(config.batch_size, jax.device_count())
-    logging.info("training on %d devices (%s)", jax.device_count(), jax.devices()[0].platform)
+    mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
     source = load_source(config.data, "train")
+    chief = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
-    checkpoint.write_config(workdir, config)
+    with log_to_workdir(workdir):
+        logging.info("devices: %d (%s)", jax.device_count(), jax.devices()[0].platform)
+        if chief:
+            checkpoint.write_config(workdir, config)
+        return _run(config, workdir, trainer, mesh, source, chief)
+
+
+def _run(config, workdir, trainer, mesh, source, chief) -> TrainState:
     manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints)
-    template = setup.init_state()
+    template = jax.device_put(trainer.init_state(), NamedSharding(mesh, P()))
     state = checkpoint.restore_state(manager, template) or template
-    state = jax.device_put(state, NamedSharding(mesh, P()))
-    step_fn = compile_step(setup, config, mesh)
-    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+    step_fn = compile_step(trainer, mesh)
+    writer = metric_writers.create_default_writer(workdir, just_logging=not chief)
+    rows = process_slice(config.batch_size)
     start, tick = int(state.step), time.perf_counter()
     last_logged = start
-    for step in tqdm(
-        range(start, config.num_train_steps),
-        initial=start,
-        total=config.num_train_steps,
-        desc="train",
-        disable=None,
-    ):
-        batch = shard_batch(source.batch(step, config.batch_size, config.seed), mesh)
-        state, metrics = step_fn(state, batch)
+    steps = range(start, config.num_train_steps)
+    quiet = None if chief else True  # None: no bar when stderr is not a terminal
+    bar = tqdm(steps, initial=start, total=config.num_train_steps, desc="train", disable=quiet)
+    for step in bar:
+        local = {k: v[rows] for k, v in source.batch(step, config.batch_size, config.seed).items()}
+        state, metrics = step_fn(state, global_batch(local, mesh, config.batch_size))
         done = step + 1
         is_last = done == config.num_train_steps
         save = done % config.train.checkpoint_every == 0 or is_last
         if done % config.train.log_every == 0 or save:
-            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            metrics = {k: float(v) for k, v in host_local(metrics).items()}
             check_finite(metrics, done, manager.latest_step(), workdir)
             now = time.perf_counter()
             metrics["steps_per_sec"] = (done - last_logged) / max(now - tick, 1e-9)
             tick, last_logged = now, done
             writer.write_scalars(done, metrics)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
         if save:
-            checkpoint.save_state(manager, state)
-        if done % config.train.sample_every == 0 or is_last:
+            checkpoint.save_state(manager, state, trainer.inference_variables(state))
+        if chief and (done % config.train.sample_every == 0 or is_last):
             write_sample_grid(
                 os.path.join(workdir, "samples", f"step_{done:06d}.png"),
-                setup.generator,
-                checkpoint.exported_variables(state),
+                config,
+                host_local(trainer.inference_variables(state)),
             )
     manager.wait_until_finished()
     writer.flush()
-    return jax.device_get(state)
+    return host_local(state)

@@ -1,104 +1,106 @@
-"""Train-state pytrees and the optimizers that update them."""
+"""The generic train state: step, base RNG, named networks, EMA copies and family extras.
+
+Every family keeps its whole training state in one `TrainState` (all leaves are arrays), so the
+one loop, orbax checkpointing and bit-identical resume work for any family. Frozen pretrained
+networks (a feature extractor, a text encoder) are not in it: families load them from their
+verified files and bind them into the step.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
-
-from lwgen.models.dcgan import Discriminator, Generator
 
 PyTree = Any
 
 
 @flax.struct.dataclass
-class GANState:
-    """Everything a GAN run needs to continue bit-identically (all leaves are arrays).
+class NetworkState:
+    """One trained network.
 
     Attributes:
-      step: int32 scalar, number of completed steps (also the data position: batches are a pure
-        function of the step).
+      params: the ``"params"`` collection.
+      collections: its other collections by name (BatchNorm ``batch_stats``, spectral-norm
+        power-iteration vectors, QAT ``quant_stats``, ...).
+      opt_state: its optax state.
+    """
+
+    params: PyTree
+    collections: dict[str, PyTree]
+    opt_state: PyTree
+
+    def variables(self, params: PyTree | None = None) -> dict[str, PyTree]:
+        """``{"params": params or self.params, **collections}`` for ``module.apply``."""
+        return {"params": self.params if params is None else params, **self.collections}
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a run needs to continue bit-identically.
+
+    Attributes:
+      step: int32 scalar, completed steps (also the data position: batches are a pure function
+        of the step).
       rng: uint32 ``[2]`` base PRNG key; step keys are ``fold_in(rng, step)``.
-      g_params, d_params: generator / discriminator parameters.
-      g_state, d_state: their non-parameter collections (BatchNorm statistics, spectral-norm
-        power-iteration vectors, QAT ranges), keyed by collection name.
-      g_opt_state, d_opt_state: optax states.
-      ema_params: exponential moving average of ``g_params`` (Karras et al. 2018, "Progressive
-        Growing of GANs", §A.1), the weights that are evaluated and exported.
+      networks: `NetworkState` by network name (``"generator"``, ``"discriminator"``, ...).
+      ema: exponential moving averages of chosen networks' params, by network name (Karras et
+        al. 2018, "Progressive Growing of GANs", §A.1): the weights evaluated and exported.
+      extras: family state that is neither a network nor an EMA (e.g. an image pool), arrays.
     """
 
     step: jax.Array
     rng: jax.Array
-    g_params: PyTree
-    g_state: PyTree
-    g_opt_state: PyTree
-    d_params: PyTree
-    d_state: PyTree
-    d_opt_state: PyTree
-    ema_params: PyTree
+    networks: dict[str, NetworkState]
+    ema: dict[str, PyTree]
+    extras: dict[str, PyTree]
 
 
-def build_models(model_config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
-    """Builds the generator and discriminator from ``config.model``.
-
-    Raises:
-      TypeError: if a ``generator`` or ``discriminator`` field is not a field of that module.
-    """
-    generator = Generator(**model_config.generator.to_dict())
-    discriminator = Discriminator(**model_config.discriminator.to_dict())
-    return generator, discriminator
-
-
-def make_optimizers(
-    optim_config: ml_collections.ConfigDict,
-) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    """Adam for G and D (Kingma & Ba 2015) with the betas of Radford et al. 2016 §4 by default."""
-    g_tx = optax.adam(optim_config.g_lr, b1=optim_config.b1, b2=optim_config.b2)
-    d_tx = optax.adam(optim_config.d_lr, b1=optim_config.b1, b2=optim_config.b2)
-    return g_tx, d_tx
-
-
-def _split(variables: PyTree) -> tuple[PyTree, PyTree]:
+def split_variables(variables: Mapping[str, PyTree]) -> tuple[PyTree, dict[str, PyTree]]:
+    """``(params, other collections)`` of a ``module.init`` result."""
     variables = dict(variables)
     return variables.pop("params"), variables
 
 
-def create_gan_state(
-    generator: Generator,
-    discriminator: Discriminator,
-    g_tx: optax.GradientTransformation,
-    d_tx: optax.GradientTransformation,
-    seed: int,
-) -> GANState:
-    """Initialises a fresh ``GANState`` from ``seed`` (deterministic).
+def create_train_state(
+    rng: jax.Array,
+    variables: Mapping[str, Mapping[str, PyTree]],
+    optimizers: Mapping[str, optax.GradientTransformation],
+    ema_of: Sequence[str] = (),
+    extras: Mapping[str, PyTree] | None = None,
+) -> TrainState:
+    """A step-0 `TrainState`.
 
     Args:
-      generator, discriminator: the modules (any ``axis_name``; init runs in eval mode).
-      g_tx, d_tx: optimizers.
-      seed: base seed; init keys and the per-step base key derive from it.
+      rng: the run's base key (step keys derive from it).
+      variables: initial variables (``module.init`` results) by network name.
+      optimizers: one optax transformation per network in ``variables``.
+      ema_of: names of the networks that get an EMA copy (starting equal to their params).
+      extras: family extras.
 
     Returns:
-      A ``GANState`` at step 0 with ``ema_params == g_params``.
+      The state with fresh optimizer states.
+
+    Raises:
+      KeyError: if a network has no optimizer or ``ema_of`` names an unknown network.
     """
-    base = jax.random.PRNGKey(seed)
-    g_key, d_key, run_key = jax.random.split(base, 3)
-    h, w, c = generator.image_shape
-    z = jnp.zeros((1, generator.latent_dim), jnp.float32)
-    y = jnp.zeros((1, generator.num_classes), jnp.float32)
-    g_params, g_state = _split(generator.init(g_key, z, y))
-    d_params, d_state = _split(discriminator.init(d_key, jnp.zeros((1, h, w, c)), y))
-    return GANState(
+    networks = {}
+    for name, network_variables in variables.items():
+        params, collections = split_variables(network_variables)
+        networks[name] = NetworkState(params, collections, optimizers[name].init(params))
+    return TrainState(
         step=jnp.zeros((), jnp.int32),
-        rng=run_key,
-        g_params=g_params,
-        g_state=g_state,
-        g_opt_state=g_tx.init(g_params),
-        d_params=d_params,
-        d_state=d_state,
-        d_opt_state=d_tx.init(d_params),
-        ema_params=jax.tree.map(jnp.copy, g_params),
+        rng=rng,
+        networks=networks,
+        ema={name: jax.tree.map(jnp.copy, networks[name].params) for name in ema_of},
+        extras=dict(extras or {}),
     )
+
+
+def replace_network(state: TrainState, name: str, network: NetworkState) -> TrainState:
+    """``state`` with network ``name`` replaced."""
+    return state.replace(networks={**state.networks, name: network})
