@@ -19,9 +19,7 @@ bundles (round-robin) so that load on the machine affects every row alike.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,8 +35,8 @@ from lwgen.eval.profile import profile_files, profile_generator
 from lwgen.export import convert
 from lwgen.export.bundle import MODEL_FILE, export_workdir, load_bundle
 from lwgen.export.edgetpu import edgetpu_report
-from lwgen.families.conditional_gan import restore_generator
-from lwgen.train.checkpoint import atomic_write_text, read_config
+from lwgen.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from lwgen.train.checkpoint import read_config, restore_generator
 
 flags.DEFINE_string("workdir", None, "Trained digits DCGAN workdir (only read).")
 flags.DEFINE_string("out", None, "Report folder (workdirs/, bundles/, report.md, report.json).")
@@ -127,14 +125,6 @@ def median_latencies_ms(interpreters: dict[str, Interpreter], rounds: int) -> di
     return {key: float(np.median(values)) for key, values in times.items()}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def sparsity_comparison(row: dict[str, Any], out: Path) -> dict[str, Any]:
     """The row's INT8 model against an INT8 conversion with the converter's sparsity
     optimization: file bytes, op counts, and whether XNNPACK can prepare each."""
@@ -145,7 +135,7 @@ def sparsity_comparison(row: dict[str, Any], out: Path) -> dict[str, Any]:
     result = {}
     for key, content in (("dense", load_bundle(row["bundle"]).model_content), ("sparse", sparse)):
         path = out / "sparsity" / f"{Path(row['workdir']).name}_{key}.tflite"
-        _atomic_write_bytes(path, content)
+        atomic_write_bytes(path, content)
         try:
             interpreter(content)
             xnnpack = "ok"
@@ -282,8 +272,8 @@ def report(source: str, out: Path) -> dict[str, Any]:
         "rows": rows,
         "goals": goals,
     }
-    atomic_write_text(str(out / "report.json"), json.dumps(result, indent=2) + "\n")
-    atomic_write_text(str(out / "report.md"), markdown(rows, goals) + "\n")
+    atomic_write_json(out / "report.json", result)
+    atomic_write_text(out / "report.md", markdown(rows, goals) + "\n")
     return result
 
 

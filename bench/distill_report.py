@@ -18,7 +18,6 @@ student class accuracy at least 95% of the float teacher's; INT8 student Fréche
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -33,8 +32,8 @@ from lwgen.eval.evaluate import evaluate_bundle
 from lwgen.eval.profile import profile_files, profile_generator
 from lwgen.export.bundle import MODEL_FILE, export_workdir, load_bundle
 from lwgen.export.runtime import TFLiteRunner
-from lwgen.families.conditional_gan import restore_generator
-from lwgen.train.checkpoint import atomic_write_text, read_config
+from lwgen.io import atomic_write_json, atomic_write_text
+from lwgen.train.checkpoint import read_config, restore_generator
 
 flags.DEFINE_string("teacher_workdir", None, "Teacher training workdir (only read).")
 flags.DEFINE_string("student_workdir", None, "Student (tinygan) training workdir (only read).")
@@ -177,8 +176,8 @@ def report(teacher_workdir: str, student_workdir: str, out: Path) -> dict[str, A
         r["latency_ms"] = latencies[r["bundle"]]
     goals = check_goals({(r["model"], r["quant"]): r for r in rows})
     result = {"per_class": FLAGS.per_class, "rows": rows, "goals": goals}
-    atomic_write_text(str(out / "distill_report.json"), json.dumps(result, indent=2) + "\n")
-    atomic_write_text(str(out / "distill_report.md"), markdown(rows, goals) + "\n")
+    atomic_write_json(out / "distill_report.json", result)
+    atomic_write_text(out / "distill_report.md", markdown(rows, goals) + "\n")
     return result
 
 
