@@ -5,7 +5,8 @@ Edge TPU differ per op (see `shared/DESIGN.md`, "Measured facts"):
 
 * ``"transpose"``   – stride-2 ``nn.ConvTranspose`` (exports as TRANSPOSE_CONV);
 * ``"resize_conv"`` – nearest-neighbour 2× resize then a 3×3 conv (RESIZE_NEAREST_NEIGHBOR +
-  CONV_2D; Odena et al. 2016, "Deconvolution and Checkerboard Artifacts");
+  CONV_2D; Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"); the resize is
+  `upsample_nearest_2x`, whose derivative rule avoids XLA CPU's slow gradient of the resize;
 * ``"subpixel"``    – 3×3 conv to 4× channels then depth-to-space (Shi et al. 2016,
   "Real-Time Single Image and Video Super-Resolution Using an Efficient Sub-Pixel CNN").
 """
@@ -35,6 +36,36 @@ def concat_condition(z: jax.Array, y: jax.Array) -> jax.Array:
     if z.shape[0] != y.shape[0]:
         raise ValueError(f"z has batch {z.shape[0]} but condition y has batch {y.shape[0]}")
     return jnp.concatenate([z, y.astype(z.dtype)], axis=-1)
+
+
+@jax.custom_jvp
+def upsample_nearest_2x(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour 2× upsampling of NHWC ``x``: every pixel becomes a 2×2 block.
+
+    The value is ``jax.image.resize(x, (B, 2H, 2W, C), "nearest")`` itself, so traced without
+    differentiation (sampling, jax2tf export) it is the same gather, which the TFLite converter
+    turns into RESIZE_NEAREST_NEIGHBOR. Only the derivative differs: the tangent is written as a
+    broadcast-and-reshape of the input tangent, which is linear and transposes to a reshape and a
+    sum over each 2×2 block (a sum-pool). XLA CPU runs the transpose of the resize's gather as a
+    scatter-add, about 10–20× slower (see ``shared/DESIGN.md``, "Measured facts"). A JVP rule
+    rather than a VJP rule keeps forward mode (``jax.jvp``, ``jax.hessian``) working.
+
+    Args:
+      x: ``[B, H, W, C]`` array of any float dtype.
+
+    Returns:
+      ``[B, 2H, 2W, C]`` of the same dtype, ``out[:, i, j] = x[:, i // 2, j // 2]``.
+    """
+    b, h, w, c = x.shape
+    return jax.image.resize(x, (b, 2 * h, 2 * w, c), method="nearest")
+
+
+@upsample_nearest_2x.defjvp
+def _upsample_nearest_2x_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    b, h, w, c = t.shape
+    t_out = jnp.broadcast_to(t[:, :, None, :, None, :], (b, h, 2, w, 2, c))
+    return upsample_nearest_2x(x), t_out.reshape(b, 2 * h, 2 * w, c)
 
 
 def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
@@ -67,8 +98,7 @@ class Upsample2x(nn.Module):
                 self.features, (4, 4), strides=(2, 2), padding="SAME", use_bias=self.use_bias
             )(x)
         if self.mode == "resize_conv":
-            b, h, w, c = x.shape
-            x = jax.image.resize(x, (b, 2 * h, 2 * w, c), method="nearest")
+            x = upsample_nearest_2x(x)
             return nn.Conv(self.features, (3, 3), padding="SAME", use_bias=self.use_bias)(x)
         if self.mode == "subpixel":
             x = nn.Conv(self.features * 4, (3, 3), padding="SAME", use_bias=self.use_bias)(x)
