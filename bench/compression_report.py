@@ -35,8 +35,9 @@ from lwgen.eval.profile import profile_files, profile_generator
 from lwgen.export import convert
 from lwgen.export.bundle import MODEL_FILE, export_workdir, load_bundle
 from lwgen.export.edgetpu import edgetpu_report
+from lwgen.families.conditional_gan import restore_generator
 from lwgen.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from lwgen.train.checkpoint import read_config, restore_generator
+from lwgen.train.checkpoint import read_config
 
 flags.DEFINE_string("workdir", None, "Trained digits DCGAN workdir (only read).")
 flags.DEFINE_string("out", None, "Report folder (workdirs/, bundles/, report.md, report.json).")

@@ -32,8 +32,9 @@ from lwgen.eval.evaluate import evaluate_bundle
 from lwgen.eval.profile import profile_files, profile_generator
 from lwgen.export.bundle import MODEL_FILE, export_workdir, load_bundle
 from lwgen.export.runtime import TFLiteRunner
+from lwgen.families.conditional_gan import restore_generator
 from lwgen.io import atomic_write_json, atomic_write_text
-from lwgen.train.checkpoint import read_config, restore_generator
+from lwgen.train.checkpoint import read_config
 
 flags.DEFINE_string("teacher_workdir", None, "Teacher training workdir (only read).")
 flags.DEFINE_string("student_workdir", None, "Student (tinygan) training workdir (only read).")
