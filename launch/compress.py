@@ -19,8 +19,9 @@ from lwgen import cli
 from lwgen.compress.finetune import compress_workdir
 from lwgen.compress.pruning import SCOPES
 from lwgen.compress.setup import METHODS, SOURCE_PARAMS
-from lwgen.eval.profile import format_profile, profile_generator, write_profile
-from lwgen.families.conditional_gan import restore_generator
+from lwgen.eval.profile import format_profile, profile_model, write_profile
+from lwgen.families.registry import make_trainer
+from lwgen.train.checkpoint import restore_inference
 
 flags.DEFINE_string("workdir", None, "Trained source workdir (only read).")
 flags.DEFINE_string("out_workdir", None, "New workdir for the compressed model.")
@@ -29,6 +30,7 @@ flags.DEFINE_float("amount", 0.5, "Sparsity or fraction of channels removed, in 
 flags.DEFINE_integer("steps", 200, "Fine-tuning steps.")
 flags.DEFINE_enum("source_params", "ema", SOURCE_PARAMS, "Start from EMA or raw G weights.")
 flags.DEFINE_enum("scope", "layer", SCOPES, "Magnitude ranking per layer or global.")
+flags.DEFINE_string("network", "generator", "The trained network to compress.")
 flags.mark_flags_as_required(["workdir", "out_workdir", "method"])
 FLAGS = flags.FLAGS
 
@@ -41,10 +43,14 @@ def main() -> None:
         FLAGS.amount,
         FLAGS.steps,
         source_params=FLAGS.source_params,
+        network=FLAGS.network,
         scope=FLAGS.scope,
     )
-    restored = restore_generator(FLAGS.out_workdir)
-    profile = profile_generator(restored.generator, restored.variables)
+    restored = restore_inference(FLAGS.out_workdir)
+    trainer = make_trainer(restored.config)
+    args, kwargs = trainer.example_inputs[FLAGS.network](1, 0)
+    module = trainer.modules[FLAGS.network]
+    profile = profile_model(module, restored.variables[FLAGS.network], *args, **kwargs)
     write_profile(profile, os.path.join(FLAGS.out_workdir, "profile.json"))
     print(format_profile(profile))
 

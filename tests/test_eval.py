@@ -13,7 +13,8 @@ from lwgen.data import load_source
 from lwgen.data.source import to_unit_range
 from lwgen.errors import DataError
 from lwgen.eval import judge as judge_lib
-from lwgen.eval.evaluate import evaluate_bundle, evaluate_sampler, evaluate_workdir
+from lwgen.eval.conditional import evaluate_sampler
+from lwgen.eval.evaluate import evaluate_bundle, evaluate_workdir
 from lwgen.eval.metrics import class_accuracy, frechet_distance
 from lwgen.train.checkpoint import read_config
 from lwgen.train.loop import train
@@ -257,7 +258,7 @@ def test_launcher_missing_workdir_is_one_line_and_exit_2(tmp_path):
 def test_distillation_workdirs_are_judged_against_their_real_data():
     import ml_collections
 
-    from lwgen.eval.evaluate import judged_data_config
+    from lwgen.eval.conditional import judged_data_config
 
     data = ml_collections.ConfigDict(
         {"source": "distill", "path": "/sets/s", "real_source": "digits", "real_path": None}

@@ -14,11 +14,13 @@ import pytest
 
 from lwgen.data import load_source, shard_batch
 from lwgen.data.distill_set import DistillSource, write_distill_set
+from lwgen.families.objectives import DistillationObjective, distill_config
+from lwgen.families.registry import make_trainer
+from lwgen.families.tinygan import make_objective
 from lwgen.losses.distillation import DistillWeights
 from lwgen.models.dcgan import Generator
 from lwgen.train.config import validate_config
-from lwgen.train.loop import compile_step, make_setup, train
-from lwgen.train.objectives import DistillationObjective, distill_config, make_objective
+from lwgen.train.loop import compile_step, train
 from lwgen.train.steps import AXIS
 from tests.tiny import tiny_gan_config
 
@@ -117,11 +119,11 @@ def test_objective_without_real_data_uses_the_batch_as_is():
         (lambda c: c.model.update(family="stylegan"), "'dcgan', 'tinygan'"),
     ],
 )
-def test_make_objective_rejects_bad_configs(change, match):
+def test_bad_student_configs_are_rejected(change, match):
     config = student_config("unused", real_adv=0.1)
     change(config)
     with pytest.raises(ValueError, match=match):
-        make_objective(config)
+        validate_config(config)
 
 
 def test_distill_config_groups():
@@ -183,11 +185,11 @@ def test_cifar10_config_reads_a_set_and_mock_cifar10(tmp_path):
 def test_student_steps_reduce_the_pixel_loss_on_a_fixed_batch(distill_set):
     config = student_config(distill_set, pixel=1.0, adv=0.0, feat=0.0, d_real_adv=0.1)
     config.optim.g_lr = 1e-2
-    setup = make_setup(config)
+    trainer = make_trainer(config)
     mesh = jax.make_mesh((1,), (AXIS,))
-    step = compile_step(setup, config, mesh)
+    step = compile_step(trainer, mesh)
     batch = shard_batch(load_source(config.data, "train").batch(0, 8, 0), mesh)
-    state, losses = setup.init_state(), []
+    state, losses = trainer.init_state(), []
     for _ in range(8):
         state, metrics = step(state, batch)
         losses.append(float(metrics["kd_pix"]))
