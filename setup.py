@@ -27,5 +27,8 @@ setup(
         "Pillow==13.0.0",
         "tqdm==4.70.1",
     ],
-    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6"]},
+    extras_require={
+        "test": ["pytest==9.2.0", "ruff==0.17.6"],
+        "bench": ["torch==2.13.0"],
+    },
 )

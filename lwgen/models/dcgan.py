@@ -145,6 +145,12 @@ class Discriminator(nn.Module):
     num_blocks: int = 3
     spectral_norm: bool = True
 
+    def block_widths(self) -> tuple[int, ...]:
+        """Output channels of the conv blocks: ``base_width * width_mult * 2**i``, at least 1."""
+        return tuple(
+            max(1, round(self.base_width * self.width_mult * 2**i)) for i in range(self.num_blocks)
+        )
+
     def _layer(self, layer: nn.Module, x: jax.Array, train: bool) -> jax.Array:
         if self.spectral_norm:
             return nn.SpectralNorm(layer)(x, update_stats=train)
@@ -170,8 +176,7 @@ class Discriminator(nn.Module):
             raise ValueError(f"y must be one-hot [B, {self.num_classes}], got {y.shape}")
         features = []
         h = x
-        for i in range(self.num_blocks):
-            width = max(1, round(self.base_width * self.width_mult * 2**i))
+        for width in self.block_widths():
             h = self._layer(nn.Conv(width, (4, 4), strides=(2, 2), padding="SAME"), h, train)
             h = nn.leaky_relu(h, 0.2)
             features.append(h)
