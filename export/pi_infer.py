@@ -2,8 +2,12 @@
 
 Standalone on purpose: it needs only the Python standard library, numpy, Pillow and a LiteRT
 interpreter (``ai_edge_litert``, else ``tflite_runtime``, else ``tensorflow.lite``), never JAX, Flax
-or lwgen. It therefore repeats, in a few lines, the bundle checks and the int8 input/output
-handling that ``lwgen.export`` implements on the host.
+or lwgen. It therefore repeats, in a few lines, the ``bundle.json`` checks (bundle format 2) and
+the int8 input/output handling that ``lwgen.export`` implements on the host;
+``tests/test_bundle_schema.py`` keeps the two validators in agreement.
+
+It dispatches on the bundle's ``family`` (``FAMILIES``). The conditional generators (``dcgan``,
+``tinygan``) run the bundle's model ``generator`` (inputs ``z``, one-hot ``y``):
 
     python export/pi_infer.py --bundle DIR --labels 0,3,7 --num 8 --seed 0 --out grid.png \\
         [--npy out.npz] [--threads N] [--edgetpu] [--benchmark K] [--scale 4]
@@ -11,8 +15,8 @@ handling that ``lwgen.export`` implements on the host.
 The grid has one row per label and ``--num`` columns, each image upscaled ``--scale``× (nearest)
 with a 2 px gutter. ``--npy`` also saves ``images`` (uint8 ``[N, H, W, C]``) and ``labels`` (int64
 ``[N]``). ``--edgetpu`` loads the ``libedgetpu.so.1`` delegate and runs the bundle's
-``model_edgetpu.tflite`` (written when ``edgetpu_compiler`` was on ``PATH`` at export); without it
-the INT8 model runs on the CPU. Errors print one line on stderr and exit with 2.
+``generator_edgetpu.tflite`` (written when ``edgetpu_compiler`` was on ``PATH`` at export); without
+it the INT8 model runs on the CPU. Errors print one line on stderr and exit with 2.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -34,12 +39,41 @@ import numpy as np
 from PIL import Image
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"
-EDGETPU_MODEL = "model_edgetpu.tflite"
+EDGETPU_SUFFIX = "_edgetpu.tflite"
 GUTTER_PX = 2
 GUTTER_VALUE = 128
 INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
-REQUIRED_KEYS = ("sha256", "latent_dim", "num_classes", "image_shape", "inputs", "outputs")
-TENSOR_KEYS = ("name", "tensor", "dtype", "scale", "zero_point")
+REEXPORT_HINT = "re-export it with export/export_bundle.py --workdir=WORKDIR --out=BUNDLE_DIR"
+
+# bundle.json, format 2: the same schema as lwgen/export/metadata.py (see BUILD.md).
+FORMAT_VERSION = 2
+QUANT_MODES = ("float32", "float16", "dynamic", "int8", "int8_io")
+INT8_MODES = ("int8", "int8_io")
+TENSOR_DTYPES = ("float32", "int8", "uint8", "int32")
+MODEL_NAME = re.compile(r"[a-z][a-z0-9_]*")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+_NUMBER = (int, float)
+TOP_KEYS = (
+    dict.fromkeys(("family", "lwgen_version"), str)
+    | {"format_version": int}
+    | {key: dict for key in ("models", "fields", "config", "source")}
+)
+MODEL_KEYS = (
+    dict.fromkeys(("file", "sha256", "quant"), str)
+    | dict.fromkeys(("size_bytes", "batch"), int)
+    | dict.fromkeys(("inputs", "outputs"), list)
+    | dict.fromkeys(("ops", "error", "fields", "extra_files"), dict)
+    | {"sparsity": bool, "calibration": (dict, type(None))}
+)
+TENSOR_KEYS = dict.fromkeys(("name", "tensor", "dtype"), str) | {
+    "shape": list,
+    "scale": _NUMBER,
+    "zero_point": int,
+}
+CALIBRATION_KEYS = {"num_samples": int, "seed": int, "dense_weights": str}
+ERROR_KEYS = dict.fromkeys(("max_abs_error", "psnr_db", "min_psnr_db", "peak_to_peak"), _NUMBER)
+ERROR_KEYS["num_samples"] = int
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,62 +117,144 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def read_bundle(bundle_dir: str, edgetpu: bool = False) -> tuple[dict[str, Any], bytes]:
-    """Reads ``bundle.json`` and ``model.tflite``, verifying the model's sha256.
+def _fits(value: Any, kind: Any) -> bool:
+    """``isinstance`` where a JSON ``true``/``false`` counts only as ``bool``, never a number."""
+    return kind is bool if isinstance(value, bool) else isinstance(value, kind)
 
-    With ``edgetpu`` and a bundle exported where ``edgetpu_compiler`` ran, the compiled
-    ``model_edgetpu.tflite`` is read instead (checked against ``bundle.json``'s ``extra_files``).
+
+def _check_keys(where: str, mapping: Any, types: dict[str, Any]) -> None:
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{where}: must be an object, got {mapping!r}")
+    for key, kind in types.items():
+        if key not in mapping or not _fits(mapping[key], kind):
+            raise ValueError(f"{where}: key {key!r} is missing or has the wrong type")
+
+
+def _check_format(metadata: Any, where: str) -> None:
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{where}: must hold a JSON object")
+    version = metadata.get("format_version")
+    if not _fits(version, int):
+        raise ValueError(f"{where}: format_version must be an integer, got {version!r}")
+    if version < FORMAT_VERSION or "models" not in metadata:
+        found = f"format {version}" if version < FORMAT_VERSION else "no 'models'"
+        raise ValueError(f"{where}: {found}: this bundle is from an older lwgen; {REEXPORT_HINT}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{where}: bundle format {version} is newer than this script's")
+
+
+def _check_tensors(where: str, tensors: list[Any], batch: int) -> list[str]:
+    for i, tensor in enumerate(tensors):
+        _check_keys(f"{where}[{i}]", tensor, TENSOR_KEYS)
+        shape = tensor["shape"]
+        if (
+            tensor["dtype"] not in TENSOR_DTYPES
+            or tensor["scale"] < 0
+            or not shape
+            or not all(_fits(d, int) and d > 0 for d in shape)
+            or shape[0] != batch
+        ):
+            raise ValueError(f"{where}[{i}]: bad dtype, scale or shape in {tensor!r}")
+    names = [tensor["name"] for tensor in tensors]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"{where}: needs one or more uniquely named tensors, got {names}")
+    return names
+
+
+def _check_model(where: str, name: str, model: Any) -> None:
+    _check_keys(where, model, MODEL_KEYS)
+    if (
+        model["file"] != name + ".tflite"
+        or not SHA256.fullmatch(model["sha256"])
+        or model["quant"] not in QUANT_MODES
+        or model["size_bytes"] < 1
+        or model["batch"] < 1
+        or (model["calibration"] is not None) != (model["quant"] in INT8_MODES)
+    ):
+        raise ValueError(f"{where}: bad file, sha256, quant, size_bytes, batch or calibration")
+    if model["calibration"] is not None:
+        _check_keys(f"{where}.calibration", model["calibration"], CALIBRATION_KEYS)
+    _check_tensors(f"{where}.inputs", model["inputs"], model["batch"])
+    outputs = _check_tensors(f"{where}.outputs", model["outputs"], model["batch"])
+    if not all(_fits(count, int) and count >= 0 for count in model["ops"].values()):
+        raise ValueError(f"{where}.ops: must map operator names to counts")
+    if sorted(model["error"]) != sorted(outputs):
+        raise ValueError(f"{where}.error: must have one entry per output {outputs}")
+    for output in outputs:
+        _check_keys(f"{where}.error.{output}", model["error"][output], ERROR_KEYS)
+    for file, sha in model["extra_files"].items():
+        if not FILE_NAME.fullmatch(file) or not _fits(sha, str) or not SHA256.fullmatch(sha):
+            raise ValueError(f"{where}.extra_files: {file!r} needs a plain name and a sha256")
+
+
+def validate_metadata(metadata: Any, where: str = "bundle.json") -> None:
+    """Checks a format-2 ``bundle.json`` dict as ``lwgen.export.metadata.validate_metadata`` does.
+
+    Raises:
+      ValueError: naming the first missing, mistyped or inconsistent key; a format-1 bundle is
+        told to be re-exported.
+    """
+    _check_format(metadata, where)
+    _check_keys(where, metadata, TOP_KEYS)
+    if not metadata["models"]:
+        raise ValueError(f"{where}: models must hold at least one model")
+    files = ["bundle.json"]
+    for name, model in metadata["models"].items():
+        if not MODEL_NAME.fullmatch(name):
+            raise ValueError(f"{where}: model name {name!r} must match {MODEL_NAME.pattern}")
+        _check_model(f"{where}: models.{name}", name, model)
+        files += [model["file"], *model["extra_files"]]
+    if len(set(files)) != len(files):
+        raise ValueError(f"{where}: file names {files} are not unique")
+
+
+def read_metadata(bundle_dir: str) -> dict[str, Any]:
+    """Reads and validates ``bundle.json``.
 
     Raises:
       FileNotFoundError: naming the missing directory or file.
-      ValueError: on invalid JSON, missing keys or a checksum mismatch.
+      ValueError: on invalid JSON or metadata.
     """
     directory = Path(bundle_dir)
     if not directory.is_dir():
         raise FileNotFoundError(f"bundle directory {directory} not found")
-    meta_path, model_path = directory / "bundle.json", directory / "model.tflite"
-    for path in (meta_path, model_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"bundle file {path} not found")
+    meta_path = directory / "bundle.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"bundle file {meta_path} not found")
     try:
         metadata = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{meta_path} is not valid JSON: {e}") from e
-    missing = [
-        key for key in REQUIRED_KEYS if not isinstance(metadata, dict) or key not in metadata
-    ]
-    if missing:
-        raise ValueError(f"{meta_path} lacks keys {missing}")
-    _check_tensor_specs(metadata, meta_path)
-    model_content = model_path.read_bytes()
-    actual = hashlib.sha256(model_content).hexdigest()
-    if actual != metadata["sha256"]:
-        raise ValueError(f"{model_path}: sha256 {actual} does not match bundle.json (corrupted?)")
-    if not edgetpu:
-        return metadata, model_content
-    compiled_sha = metadata.get("extra_files", {}).get(EDGETPU_MODEL)
-    if compiled_sha is None:
-        print(
-            f"pi_infer: note: the bundle has no {EDGETPU_MODEL}; ops run on the CPU",
-            file=sys.stderr,
-        )
-        return metadata, model_content
-    compiled = (directory / EDGETPU_MODEL).read_bytes()
-    if hashlib.sha256(compiled).hexdigest() != compiled_sha:
-        raise ValueError(f"{directory / EDGETPU_MODEL}: sha256 does not match bundle.json")
-    return metadata, compiled
+    validate_metadata(metadata, str(meta_path))
+    return metadata
 
 
-def _check_tensor_specs(metadata: dict[str, Any], meta_path: Path) -> None:
-    specs = metadata["inputs"], metadata["outputs"]
-    if not all(isinstance(group, list) for group in specs) or [len(g) for g in specs] != [2, 1]:
-        raise ValueError(f"{meta_path}: expected 2 inputs (z, y) and 1 output (image)")
-    for spec in specs[0] + specs[1]:
-        if not isinstance(spec, dict) or any(key not in spec for key in TENSOR_KEYS):
-            raise ValueError(f"{meta_path}: tensor entry {spec!r} lacks one of {TENSOR_KEYS}")
-    names = [spec["name"] for spec in specs[0] + specs[1]]
-    if names != ["z", "y", "image"]:
-        raise ValueError(f"{meta_path}: tensors must be z, y -> image, got {names}")
+def _verified_bytes(path: Path, sha256: str) -> bytes:
+    if not path.is_file():
+        raise FileNotFoundError(f"bundle file {path} not found")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path}: sha256 does not match bundle.json (corrupted?)")
+    return data
+
+
+def read_model(bundle_dir: str, metadata: dict[str, Any], name: str, edgetpu: bool) -> bytes:
+    """The verified bytes of model ``name``: ``NAME.tflite``, or with ``edgetpu`` the compiled
+    ``NAME_edgetpu.tflite`` when the bundle has one (else a note and ``NAME.tflite``).
+
+    Raises:
+      FileNotFoundError: naming a missing file.
+      ValueError: if the bundle has no model ``name`` or a file's sha256 does not match.
+    """
+    if name not in metadata["models"]:
+        raise ValueError(f"bundle has no model {name!r} (has {sorted(metadata['models'])})")
+    model = metadata["models"][name]
+    compiled = name + EDGETPU_SUFFIX
+    if edgetpu and compiled in model["extra_files"]:
+        return _verified_bytes(Path(bundle_dir) / compiled, model["extra_files"][compiled])
+    if edgetpu:
+        print(f"pi_infer: note: the bundle has no {compiled}; ops run on the CPU", file=sys.stderr)
+    return _verified_bytes(Path(bundle_dir) / model["file"], model["sha256"])
 
 
 def check_output_paths(*paths: str | None) -> None:
@@ -199,11 +315,12 @@ def edgetpu_delegates(load_delegate: Callable[..., Any]) -> list[Any]:
 
 
 class BundleModel:
-    """The bundle's interpreter with float ↔ int8 conversion from ``bundle.json``'s scales."""
+    """One bundle model's interpreter: named float inputs → named float outputs, converting
+    int8 tensors with the scale and zero point ``bundle.json`` records."""
 
     def __init__(
         self,
-        metadata: dict[str, Any],
+        model: dict[str, Any],
         model_content: bytes,
         interpreter_cls: Callable[..., Any],
         threads: int,
@@ -227,9 +344,9 @@ class BundleModel:
             self.interpreter.allocate_tensors()
         inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
         outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
-        self.z, self.y = (self._match(spec, inputs) for spec in metadata["inputs"])
-        self.image = self._match(metadata["outputs"][0], outputs)
-        self.batch = self.z["shape"][0]
+        self.inputs = {spec["name"]: self._match(spec, inputs) for spec in model["inputs"]}
+        self.outputs = {spec["name"]: self._match(spec, outputs) for spec in model["outputs"]}
+        self.batch = model["batch"]
 
     @staticmethod
     def _match(spec: dict[str, Any], details: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -244,24 +361,37 @@ class BundleModel:
             x = np.clip(x, info.min, info.max)
         self.interpreter.set_tensor(spec["index"], x.astype(spec["dtype"]))
 
-    def run_batch(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """One invocation on exactly ``batch`` samples → float32 ``[batch, H, W, C]``."""
-        self._set(self.z, z)
-        self._set(self.y, y)
-        self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self.image["index"]).astype(np.float32)
-        if self.image["dtype"] != "float32":
-            out = (out - np.float32(self.image["zero_point"])) * np.float32(self.image["scale"])
+    def _get(self, spec: dict[str, Any]) -> np.ndarray:
+        out = self.interpreter.get_tensor(spec["index"]).astype(np.float32)
+        if spec["dtype"] != "float32":
+            out = (out - np.float32(spec["zero_point"])) * np.float32(spec["scale"])
         return out
 
-    def generate(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Any number of samples, in static-batch chunks (last one zero-padded)."""
-        outs = []
-        for start in range(0, len(z), self.batch):
-            zc, yc = z[start : start + self.batch], y[start : start + self.batch]
-            pad = ((0, self.batch - len(zc)), (0, 0))
-            outs.append(self.run_batch(np.pad(zc, pad), np.pad(yc, pad))[: len(zc)])
-        return np.concatenate(outs)
+    def run_batch(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """One invocation on exactly ``batch`` examples → ``{output: float32 [batch, ...]}``."""
+        for name, spec in self.inputs.items():
+            self._set(spec, inputs[name])
+        self.interpreter.invoke()
+        return {name: self._get(spec) for name, spec in self.outputs.items()}
+
+    def pad(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """The first ``batch`` examples of each input, zero-padded to ``batch``."""
+        padded = {}
+        for name, x in inputs.items():
+            x = x[: self.batch]
+            padded[name] = np.pad(x, [(0, self.batch - len(x))] + [(0, 0)] * (x.ndim - 1))
+        return padded
+
+    def run(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Any number of examples, in static-batch chunks (last one zero-padded)."""
+        n = len(next(iter(inputs.values())))
+        chunks = [
+            self.run_batch(**self.pad(**{k: x[start:] for k, x in inputs.items()}))
+            for start in range(0, n, self.batch)
+        ]
+        return {
+            name: np.concatenate([chunk[name] for chunk in chunks])[:n] for name in self.outputs
+        }
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -301,33 +431,36 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
-def benchmark(model: BundleModel, z: np.ndarray, y: np.ndarray, k: int) -> tuple[float, float]:
-    """Median and p90 latency in ms per image over ``k`` invocations after one warm-up."""
-    zb, yb = z[: model.batch], y[: model.batch]
-    pad = ((0, model.batch - len(zb)), (0, 0))
-    zb, yb = np.pad(zb, pad), np.pad(yb, pad)
-    model.run_batch(zb, yb)
+def benchmark(model: BundleModel, inputs: dict[str, np.ndarray], k: int) -> tuple[float, float]:
+    """Median and p90 latency in ms per example over ``k`` invocations after one warm-up."""
+    batch = model.pad(**inputs)
+    model.run_batch(**batch)
     times = []
     for _ in range(k):
         start = time.perf_counter()
-        model.run_batch(zb, yb)
+        model.run_batch(**batch)
         times.append((time.perf_counter() - start) * 1e3 / model.batch)
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
-def run(args: argparse.Namespace) -> None:
-    """Loads the bundle, generates the grid (and npz), optionally benchmarks."""
-    check_output_paths(args.out, args.npy)
-    metadata, model_content = read_bundle(args.bundle, args.edgetpu)
-    labels = parse_labels(args.labels, metadata["num_classes"])
+def conditional_generator(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``dcgan``/``tinygan`` path: a grid of ``generator(z, y)`` samples, one row per label."""
+    model = metadata["models"].get("generator", {"inputs": [], "outputs": []})
+    inputs = {spec["name"]: spec for spec in model["inputs"]}
+    if sorted(inputs) != ["y", "z"] or len(model["outputs"]) != 1:
+        raise ValueError("bundle.json: model 'generator' must map inputs z, y to one output")
+    num_classes, latent_dim = inputs["y"]["shape"][1], inputs["z"]["shape"][1]
+    model_content = read_model(args.bundle, metadata, "generator", args.edgetpu)
+    labels = parse_labels(args.labels, num_classes)
     interpreter_cls, load_delegate = interpreter_api()
     delegates = edgetpu_delegates(load_delegate) if args.edgetpu else None
-    model = BundleModel(metadata, model_content, interpreter_cls, args.threads, delegates)
+    generator = BundleModel(model, model_content, interpreter_cls, args.threads, delegates)
     rng = np.random.default_rng(args.seed)
     label_ids = np.repeat(np.asarray(labels, np.int64), args.num)
-    z = rng.standard_normal((len(label_ids), metadata["latent_dim"]), dtype=np.float32)
-    y = np.eye(metadata["num_classes"], dtype=np.float32)[label_ids]
-    images = to_uint8(model.generate(z, y))
+    z = rng.standard_normal((len(label_ids), latent_dim), dtype=np.float32)
+    y = np.eye(num_classes, dtype=np.float32)[label_ids]
+    (images,) = generator.run(z=z, y=y).values()
+    images = to_uint8(images)
     grid = make_grid(images, len(labels), args.scale)
     atomic_write(args.out, lambda f: grid.save(f, format="PNG"))
     print(
@@ -337,11 +470,27 @@ def run(args: argparse.Namespace) -> None:
         atomic_write(args.npy, lambda f: np.savez(f, images=images, labels=label_ids))
         print(f"wrote {args.npy}: images {images.shape} uint8, labels {label_ids.shape} int64")
     if args.benchmark:
-        median, p90 = benchmark(model, z, y, args.benchmark)
+        median, p90 = benchmark(generator, {"z": z, "y": y}, args.benchmark)
         print(
-            f"benchmark: {args.benchmark} invocations at batch {model.batch}, "
+            f"benchmark: {args.benchmark} invocations at batch {generator.batch}, "
             f"{args.threads} thread(s): median {median:.3f} ms/image, p90 {p90:.3f} ms/image"
         )
+
+
+FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
+    "dcgan": conditional_generator,
+    "tinygan": conditional_generator,
+}
+
+
+def run(args: argparse.Namespace) -> None:
+    """Checks the outputs' folders, reads the bundle and runs its family's path."""
+    check_output_paths(args.out, args.npy)
+    metadata = read_metadata(args.bundle)
+    family = metadata["family"]
+    if family not in FAMILIES:
+        raise ValueError(f"bundle family {family!r} is not one of {sorted(FAMILIES)}")
+    FAMILIES[family](args, metadata)
 
 
 def main(argv: list[str] | None = None) -> int:

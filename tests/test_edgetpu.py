@@ -1,13 +1,16 @@
 """Tests for lwgen.export.edgetpu: the static Edge TPU report and the compiler-log hook."""
 
 import json
+import os
 import stat
 
 import numpy as np
 import pytest
 
 from lwgen.export import edgetpu
+from lwgen.export.bundle import export_bundle, load_bundle
 from lwgen.export.edgetpu import edgetpu_report
+from tests.export_toys import conditional_spec, refiner_spec
 from tests.test_export import shared_bundle
 
 
@@ -38,8 +41,8 @@ def _op_names(report):
 
 def test_int8_io_dcgan_with_resize_conv_maps_fully(tmp_path_factory):
     bundle = shared_bundle(tmp_path_factory, "int8_io")
-    assert json.loads((bundle / "bundle.json").read_text())["upsample"] == "resize_conv"
-    report = edgetpu_report(bundle / "model.tflite")
+    assert json.loads((bundle / "bundle.json").read_text())["fields"]["upsample"] == "resize_conv"
+    report = edgetpu_report(bundle / "generator.tflite")
     assert report["unsupported"] == [] and report["first_cpu_fallback"] is None
     assert report["coverage"] == 1.0 and report["cpu_ops"] == 0
     assert report["num_ops"] == len(report["ops"]) == report["edgetpu_ops"]
@@ -52,7 +55,7 @@ def test_int8_io_dcgan_with_resize_conv_maps_fully(tmp_path_factory):
 
 
 def test_float_io_conversions_stay_on_cpu_without_splitting(tmp_path_factory):
-    report = edgetpu_report(shared_bundle(tmp_path_factory, "int8") / "model.tflite")
+    report = edgetpu_report(shared_bundle(tmp_path_factory, "int8") / "generator.tflite")
     boundary = [op for op in report["ops"] if op["io_boundary"]]
     assert sorted(op["op"] for op in boundary) == ["DEQUANTIZE", "QUANTIZE", "QUANTIZE"]
     assert all(op["placement"] == "cpu" for op in boundary)
@@ -61,7 +64,7 @@ def test_float_io_conversions_stay_on_cpu_without_splitting(tmp_path_factory):
 
 
 def test_float_model_is_flagged_from_its_first_op(tmp_path_factory):
-    report = edgetpu_report(shared_bundle(tmp_path_factory, "float32") / "model.tflite")
+    report = edgetpu_report(shared_bundle(tmp_path_factory, "float32") / "generator.tflite")
     assert report["coverage"] == 0.0 and report["edgetpu_ops"] == 0
     assert report["first_cpu_fallback"]["index"] == 0
     assert "FLOAT32, not 8-bit quantized" in report["first_cpu_fallback"]["reason"]
@@ -120,13 +123,15 @@ def test_unreadable_inputs(tmp_path):
 
 
 def _fake_compiler(folder):
-    """An ``edgetpu_compiler`` stand-in that writes a log next to its output, as the real one."""
+    """An ``edgetpu_compiler`` stand-in that, like the real one, writes ``NAME_edgetpu.tflite``
+    and ``NAME_edgetpu.log`` for ``NAME.tflite`` into the ``-o`` folder."""
     script = folder / edgetpu.COMPILER
     script.write_text(
         "#!/bin/sh\n"
         'while [ "$1" != "-o" ]; do shift; done\n'
-        'echo "Operator Count Status: CONV_2D 3 Mapped to Edge TPU" > "$2/model_edgetpu.log"\n'
-        'echo "compiled" > "$2/model_edgetpu.tflite"\n'
+        "name=${3##*/}; name=${name%.tflite}\n"  # no basename: PATH may hold only this
+        'echo "Operator Count Status: CONV_2D 3 Mapped to Edge TPU" > "$2/${name}_edgetpu.log"\n'
+        'echo "compiled $name" > "$2/${name}_edgetpu.tflite"\n'
         'echo "Edge TPU Compiler version fake"\n'
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -135,14 +140,33 @@ def _fake_compiler(folder):
 def test_bundle_files_include_compiler_log_only_when_compiler_exists(
     tmp_path_factory, tmp_path, monkeypatch
 ):
-    model = shared_bundle(tmp_path_factory, "int8_io") / "model.tflite"
+    model = shared_bundle(tmp_path_factory, "int8_io") / "generator.tflite"
     monkeypatch.setenv("PATH", str(tmp_path))
     assert edgetpu.compile_model(model) is None
-    assert set(edgetpu.bundle_files(model)) == {edgetpu.REPORT_FILE}
+    assert set(edgetpu.bundle_files("generator", model)) == {"generator_edgetpu_report.json"}
 
     _fake_compiler(tmp_path)
-    files = edgetpu.bundle_files(model)
-    log = files[edgetpu.COMPILER_LOG_FILE].decode()
+    files = edgetpu.bundle_files("generator", model)
+    log = files["generator_edgetpu_compiler.log"].decode()
     assert "exit status 0" in log and "Compiler version fake" in log and "Mapped to Edge" in log
-    assert json.loads(files[edgetpu.REPORT_FILE])["coverage"] == 1.0
-    assert files[edgetpu.COMPILED_MODEL_FILE] == b"compiled\n"
+    assert json.loads(files["generator_edgetpu_report.json"])["coverage"] == 1.0
+    assert files["generator_edgetpu.tflite"] == b"compiled generator\n"
+
+
+def test_every_model_of_a_bundle_gets_its_edgetpu_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    _fake_compiler(tmp_path)
+    out = tmp_path / "bundle"
+    specs = [conditional_spec(), refiner_spec()]
+    export_bundle(specs, out, family="dcgan", quant="float32", edgetpu=edgetpu.bundle_files)
+    models = load_bundle(out).metadata["models"]  # verifies every extra file's sha256
+    for name in ("generator", "refiner"):
+        suffixes = (
+            edgetpu.REPORT_SUFFIX,
+            edgetpu.COMPILER_LOG_SUFFIX,
+            edgetpu.COMPILED_MODEL_SUFFIX,
+        )
+        assert sorted(models[name]["extra_files"]) == sorted(name + s for s in suffixes)
+        report = json.loads((out / f"{name}_edgetpu_report.json").read_text())
+        assert report["model"].endswith(f"{name}.tflite") and report["coverage"] == 0.0
+        assert (out / f"{name}_edgetpu.tflite").read_text() == f"compiled {name}\n"

@@ -1,4 +1,8 @@
-"""End-to-end tests of the standalone device script export/pi_infer.py, run in subprocesses."""
+"""End-to-end tests of the standalone device script export/pi_infer.py, run in subprocesses.
+
+Most run the toy conditional generator of ``tests/export_toys.py`` exported as a ``dcgan`` bundle
+(no training); one runs the shared trained DCGAN bundle of ``tests/test_export.py``.
+"""
 
 import ctypes.util
 import json
@@ -14,6 +18,7 @@ from PIL import Image
 
 from lwgen.export.runtime import TFLiteGenerator
 from lwgen.images import to_uint8
+from tests.export_toys import toy_bundle
 from tests.test_export import shared_bundle
 
 PI_INFER = Path(__file__).resolve().parents[1] / "export" / "pi_infer.py"
@@ -34,9 +39,25 @@ def run_pi(*args, cwd=None):
     )
 
 
-@pytest.mark.parametrize("quant", ["int8", "int8_io"])
-def test_grid_and_npz_match_tflite_generator(tmp_path_factory, tmp_path, quant):
-    bundle = shared_bundle(tmp_path_factory, quant)
+def _bundle(tmp_path_factory, source, quant):
+    if source == "dcgan":
+        return shared_bundle(tmp_path_factory, quant)
+    return toy_bundle(tmp_path_factory, quant)
+
+
+def _edited_copy(tmp_path_factory, tmp_path, edit, two_models=False):
+    """A copy of the toy int8_io bundle whose ``bundle.json`` dict ``edit`` changes in place."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(toy_bundle(tmp_path_factory, "int8_io", two_models), copy)
+    metadata = json.loads((copy / "bundle.json").read_text())
+    edit(metadata)
+    (copy / "bundle.json").write_text(json.dumps(metadata))
+    return copy
+
+
+@pytest.mark.parametrize("source, quant", [("toy", "int8"), ("toy", "int8_io"), ("dcgan", "int8")])
+def test_grid_and_npz_match_tflite_generator(tmp_path_factory, tmp_path, source, quant):
+    bundle = _bundle(tmp_path_factory, source, quant)
     labels, num, seed, scale = [0, 3, 7], 4, 5, 2
     grid_path, npz_path = tmp_path / "grid.png", tmp_path / "out.npz"
     done = run_pi(
@@ -69,8 +90,18 @@ def test_grid_and_npz_match_tflite_generator(tmp_path_factory, tmp_path, quant):
             np.testing.assert_array_equal(grid[top : top + tile, left : left + tile], expected)
 
 
+def test_tinygan_two_model_bundle_runs_its_generator(tmp_path_factory, tmp_path):
+    bundle = _edited_copy(
+        tmp_path_factory, tmp_path, lambda m: m.update(family="tinygan"), two_models=True
+    )
+    npz = tmp_path / "out.npz"
+    done = run_pi("--bundle", bundle, "--num", 2, "--out", tmp_path / "g.png", "--npy", npz)
+    assert done.returncode == 0, done.stderr
+    assert np.load(npz)["images"].shape == (20, 16, 16, 1)  # all 10 classes by default
+
+
 def test_imports_no_jax_flax_tensorflow_or_lwgen(tmp_path_factory, tmp_path):
-    bundle = shared_bundle(tmp_path_factory, "int8_io")
+    bundle = toy_bundle(tmp_path_factory, "int8_io")
     argv = ["pi_infer", "--bundle", str(bundle), "--out", str(tmp_path / "g.png")]
     probe = (
         "import runpy, sys\n"
@@ -92,38 +123,59 @@ def test_imports_no_jax_flax_tensorflow_or_lwgen(tmp_path_factory, tmp_path):
 
 def _corrupted_copy(tmp_path_factory, tmp_path):
     copy = tmp_path / "bundle"
-    shutil.copytree(shared_bundle(tmp_path_factory, "int8_io"), copy)
-    data = bytearray((copy / "model.tflite").read_bytes())
+    shutil.copytree(toy_bundle(tmp_path_factory, "int8_io"), copy)
+    data = bytearray((copy / "generator.tflite").read_bytes())
     data[-10] ^= 0x55
-    (copy / "model.tflite").write_bytes(bytes(data))
+    (copy / "generator.tflite").write_bytes(bytes(data))
     return copy
+
+
+def _without_generator(metadata):
+    del metadata["models"]["generator"]
+
+
+BAD_BUNDLES = {
+    "unknown_family": lambda m: m.update(family="diffusion"),
+    "format_1": lambda m: m.update(format_version=1),
+    "bad_metadata": lambda m: m["models"]["generator"].update(batch=0),
+    "no_generator": _without_generator,
+}
 
 
 @pytest.mark.parametrize(
     "case, message",
     [
         ("missing_bundle", "bundle directory"),
-        ("checksum", "sha256"),
+        ("checksum", "generator.tflite: sha256"),
         ("label_out_of_range", "label 10 is out of range"),
         ("label_not_int", "is not an integer class id"),
         ("bad_flag", "unrecognized arguments: --bogus"),
         ("bad_threads", "--threads"),
         ("missing_out_folder", "does not exist"),
+        ("unknown_family", "bundle family 'diffusion' is not one of ['dcgan', 'tinygan']"),
+        ("format_1", "format 1: this bundle is from an older lwgen; re-export it with export/"),
+        ("bad_metadata", "models.generator: bad file, sha256, quant, size_bytes, batch"),
+        ("no_generator", "model 'generator' must map inputs z, y to one output"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path_factory, tmp_path, case, message):
-    bundle = shared_bundle(tmp_path_factory, "int8_io")
+    bundle = toy_bundle(tmp_path_factory, "int8_io")
     out = tmp_path / "grid.png"
-    args = {
-        "missing_bundle": ["--bundle", tmp_path / "nowhere", "--out", out],
-        "checksum": ["--bundle", _corrupted_copy(tmp_path_factory, tmp_path), "--out", out],
-        "label_out_of_range": ["--bundle", bundle, "--labels", "1,10", "--out", out],
-        "label_not_int": ["--bundle", bundle, "--labels", "1,x", "--out", out],
-        "bad_flag": ["--bundle", bundle, "--out", out, "--bogus"],
-        "bad_threads": ["--bundle", bundle, "--out", out, "--threads", "0"],
-        "missing_out_folder": ["--bundle", bundle, "--out", tmp_path / "no" / "g.png"],
-    }[case]
-    done = run_pi(*args)
+    if case in BAD_BUNDLES:
+        args = ["--bundle", _edited_copy(tmp_path_factory, tmp_path, BAD_BUNDLES[case], True)]
+    else:
+        args = {
+            "missing_bundle": ["--bundle", tmp_path / "nowhere"],
+            "checksum": ["--bundle", _corrupted_copy(tmp_path_factory, tmp_path)],
+            "label_out_of_range": ["--bundle", bundle, "--labels", "1,10"],
+            "label_not_int": ["--bundle", bundle, "--labels", "1,x"],
+            "bad_flag": ["--bundle", bundle, "--bogus"],
+            "bad_threads": ["--bundle", bundle, "--threads", "0"],
+            "missing_out_folder": ["--bundle", bundle],
+        }[case]
+    if case == "missing_out_folder":
+        out = tmp_path / "no" / "g.png"
+    done = run_pi(*args, "--out", out)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -135,19 +187,19 @@ def test_bad_input_exits_2_with_one_line(tmp_path_factory, tmp_path, case, messa
     ctypes.util.find_library("edgetpu") is not None, reason="an Edge TPU runtime is installed"
 )
 def test_edgetpu_without_runtime_is_a_clear_error(tmp_path_factory, tmp_path):
-    bundle = shared_bundle(tmp_path_factory, "int8_io")
+    bundle = toy_bundle(tmp_path_factory, "int8_io")
     done = run_pi("--bundle", bundle, "--out", tmp_path / "g.png", "--edgetpu")
     assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no generator_edgetpu.tflite; ops run on the CPU" in done.stderr
     assert "libedgetpu.so.1" in done.stderr.strip().splitlines()[-1]
 
 
 def test_edgetpu_uses_the_compiled_model_and_checks_its_sha256(tmp_path_factory, tmp_path):
-    copy = tmp_path / "bundle"
-    shutil.copytree(shared_bundle(tmp_path_factory, "int8_io"), copy)
-    (copy / "model_edgetpu.tflite").write_bytes(b"compiled by edgetpu_compiler")
-    metadata = json.loads((copy / "bundle.json").read_text())
-    metadata.setdefault("extra_files", {})["model_edgetpu.tflite"] = "0" * 64
-    (copy / "bundle.json").write_text(json.dumps(metadata))
+    def add_compiled(metadata):
+        metadata["models"]["generator"]["extra_files"]["generator_edgetpu.tflite"] = "0" * 64
+
+    copy = _edited_copy(tmp_path_factory, tmp_path, add_compiled)
+    (copy / "generator_edgetpu.tflite").write_bytes(b"compiled by edgetpu_compiler")
     done = run_pi("--bundle", copy, "--out", tmp_path / "g.png", "--edgetpu")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "model_edgetpu.tflite: sha256 does not match" in done.stderr
+    assert "generator_edgetpu.tflite: sha256 does not match" in done.stderr

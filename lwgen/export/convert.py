@@ -1,10 +1,10 @@
-"""JAX generator → TFLite conversion, post-training quantization and verification against JAX.
+"""Export spec → TFLite conversion, post-training quantization, and verification against JAX.
 
-The path is ``jax2tf.convert(fn, with_gradient=False)`` (native StableHLO serialization for the
-CPU platform) → ``tf.function`` with a fixed ``input_signature`` (``z`` float32
-``[batch, latent_dim]``, ``y`` float32 one-hot ``[batch, num_classes]``) →
-``tf.lite.TFLiteConverter.from_concrete_functions``. The condition is a float one-hot tensor, never
-an integer lookup (an embedding exports as GATHER_ND, which the Edge TPU cannot run).
+The path, for any ``lwgen.export.spec.ExportSpec``, is ``jax2tf.convert(fn,
+with_gradient=False)`` (native StableHLO serialization for the CPU platform) → ``tf.function``
+with a fixed ``input_signature`` (the spec's named inputs at a static batch) →
+``tf.lite.TFLiteConverter.from_concrete_functions``. Conditions enter as float tensors, never
+integer lookups (an embedding exports as GATHER_ND, which the Edge TPU cannot run).
 
 Quantization modes (TFLite post-training quantization, Jacob et al. 2018, "Quantization and
 Training of Neural Networks for Efficient Integer-Arithmetic-Only Inference", §2 affine scheme):
@@ -21,31 +21,34 @@ point for each of the (2,048 in the demo) output units and the int32 bias scales
 made the demo's INT8 file 28.4% of float32 instead of 25.9%, for a PSNR against JAX of 40.59 dB
 instead of 40.51 dB (measured on the 1,500-step demo generator).
 
-The int8 modes calibrate activation ranges on a representative dataset drawn from the latent
-prior ``z ~ N(0, I)`` with classes cycled in order.
+The int8 modes calibrate activation ranges on the spec's representative dataset (stream 0 of
+``spec.sample_inputs``); verification compares every output on stream 1, so the two never share
+samples.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.tools import flatbuffer_utils
 from jax.experimental import jax2tf
 
-from lwgen.export.bundle import INT8_MODES, MIN_CALIBRATION, QUANT_MODES
+from lwgen.errors import ExportError
+from lwgen.export.metadata import INT8_MODES, QUANT_MODES
 from lwgen.export.runtime import TFLiteRunner
+from lwgen.export.spec import ExportSpec
 
 DENSE_WEIGHTS = "per_tensor"
-PEAK_TO_PEAK = 2.0  # images live in [-1, 1]
-_CALIBRATION_STREAM = 0
-_VERIFICATION_STREAM = 1
+MIN_CALIBRATION = 200
+CALIBRATION_STREAM = 0
+VERIFICATION_STREAM = 1
+NUM_VERIFICATION = 32
 
 
 @contextlib.contextmanager
@@ -68,127 +71,114 @@ def check_options(quant: str, batch: int, num_calibration: int) -> None:
     """Validates conversion options before any work is done.
 
     Raises:
-      ValueError: if ``quant`` is not in ``QUANT_MODES``, ``batch`` < 1, or an int8 mode gets
+      ExportError: if ``quant`` is not in ``QUANT_MODES``, ``batch`` < 1, or an int8 mode gets
         fewer than ``MIN_CALIBRATION`` calibration samples.
     """
     if quant not in QUANT_MODES:
-        raise ValueError(f"quant {quant!r} is not one of {QUANT_MODES}")
+        raise ExportError(f"quant {quant!r} is not one of {QUANT_MODES}")
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise ExportError(f"batch must be >= 1, got {batch}")
     if quant in INT8_MODES and num_calibration < MIN_CALIBRATION:
-        raise ValueError(
+        raise ExportError(
             f"num_calibration={num_calibration} is too few for {quant}: "
             f"need >= {MIN_CALIBRATION} representative samples"
         )
 
 
-def prior_samples(
-    latent_dim: int, num_classes: int, num_samples: int, seed: int, stream: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Latents from ``N(0, I)`` and one-hot classes cycling ``0, 1, ..., num_classes - 1``.
-
-    Args:
-      latent_dim: size of ``z``.
-      num_classes: number of classes.
-      num_samples: number of samples N.
-      seed: base seed.
-      stream: independent stream index (calibration and verification use different ones).
+def sample_inputs(spec: ExportSpec, num: int, seed: int, stream: int) -> dict[str, np.ndarray]:
+    """``spec.sample_inputs`` checked against the spec's input names, shapes and dtypes.
 
     Returns:
-      ``(z f32[N, latent_dim], y f32[N, num_classes])``.
+      ``{input name: array [num, *shape] of the input's dtype}``.
+
+    Raises:
+      ExportError: naming the model and the input that is missing or mis-shaped.
     """
-    rng = np.random.default_rng([seed, stream])
-    z = rng.standard_normal((num_samples, latent_dim), dtype=np.float32)
-    y = np.eye(num_classes, dtype=np.float32)[np.arange(num_samples) % num_classes]
-    return z, y
+    inputs = spec.sample_inputs(num, seed, stream)
+    expected = [t.name for t in spec.inputs]
+    if sorted(inputs) != sorted(expected):
+        raise ExportError(f"{spec.name}: sample_inputs gave {sorted(inputs)}, not {expected}")
+    for tensor in spec.inputs:
+        x = np.asarray(inputs[tensor.name])
+        if x.shape != (num, *tensor.shape):
+            raise ExportError(
+                f"{spec.name}: sample input {tensor.name!r} has shape {x.shape}, "
+                f"expected {(num, *tensor.shape)}"
+            )
+    return {t.name: np.asarray(inputs[t.name], t.dtype) for t in spec.inputs}
 
 
 def representative_dataset(
-    latent_dim: int, num_classes: int, batch: int, num_samples: int, seed: int = 0
+    spec: ExportSpec, batch: int, num_samples: int, seed: int = 0
 ) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """Calibration data for the int8 converter (same samples on every call).
+    """Calibration data for the int8 converter (the same samples on every call).
 
     Args:
-      latent_dim: size of ``z``.
-      num_classes: number of classes.
+      spec: the model's export spec; samples come from its stream ``CALIBRATION_STREAM``.
       batch: static batch of the model; samples are yielded in batches of this size.
       num_samples: calibration samples, rounded up to whole batches.
       seed: base seed.
 
     Returns:
-      A generator function yielding ``[z f32[batch, latent_dim], y f32[batch, num_classes]]``.
+      A generator function yielding one list per batch: each input ``[batch, *shape]`` in the
+      signature's (``spec.inputs``) order.
     """
     num_batches = math.ceil(num_samples / batch)
-    z, y = prior_samples(latent_dim, num_classes, num_batches * batch, seed, _CALIBRATION_STREAM)
+    inputs = sample_inputs(spec, num_batches * batch, seed, CALIBRATION_STREAM)
 
     def dataset() -> Iterator[list[np.ndarray]]:
         for start in range(0, num_batches * batch, batch):
-            yield [z[start : start + batch], y[start : start + batch]]
+            yield [inputs[t.name][start : start + batch] for t in spec.inputs]
 
     return dataset
 
 
+def jax_outputs(spec: ExportSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+    """``spec.fn`` on ``inputs``, its outputs in ``spec.outputs`` order.
+
+    Raises:
+      ExportError: if ``fn`` returns other outputs than ``spec.outputs``.
+    """
+    outputs = spec.fn(spec.variables, **inputs)
+    if sorted(outputs) != sorted(spec.outputs):
+        raise ExportError(f"{spec.name}: fn returned {sorted(outputs)}, not {list(spec.outputs)}")
+    return {name: outputs[name] for name in spec.outputs}
+
+
 def concrete_function(
-    generator: Any, variables: Mapping[str, Any], batch: int
+    spec: ExportSpec, batch: int
 ) -> tuple[tf.types.experimental.ConcreteFunction, tf.Module]:
-    """The inference generator as a TF concrete function with inputs ``z`` and ``y``.
+    """The spec's function as a TF concrete function over its named inputs at a static batch.
 
     Args:
-      generator: flax generator module (see ``lwgen.export.bundle.export_generator``).
-      variables: its variables; they become constants of the exported graph.
+      spec: the model's export spec; its variables become constants of the graph.
       batch: static batch size.
 
     Returns:
-      The concrete function ``(z f32[batch, latent_dim], y f32[batch, num_classes]) ->
-      {"image": f32[batch, H, W, C]}`` and the ``tf.Module`` owning it (the converter's
-      ``trackable_obj``; with it the converter emits a ``serving_default`` signature).
+      The concrete function ``(*inputs [batch, *shape]) -> {output name: [batch, ...]}`` and
+      the ``tf.Module`` owning it (the converter's ``trackable_obj``; with it the converter
+      emits a ``serving_default`` signature keyed by the input and output names).
     """
+    names = [t.name for t in spec.inputs]
 
-    def apply(z: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-        return {"image": generator.apply(variables, z, y, train=False)}
+    def apply(*args: jax.Array) -> dict[str, jax.Array]:
+        return jax_outputs(spec, dict(zip(names, args, strict=True)))
 
     converted = jax2tf.convert(apply, with_gradient=False, native_serialization_platforms=("cpu",))
     signature = [
-        tf.TensorSpec([batch, generator.latent_dim], tf.float32, name="z"),
-        tf.TensorSpec([batch, generator.num_classes], tf.float32, name="y"),
+        tf.TensorSpec([batch, *t.shape], tf.as_dtype(t.dtype), name=t.name) for t in spec.inputs
     ]
     module = tf.Module()
-    module.generate = tf.function(converted, input_signature=signature, autograph=False)
-    return module.generate.get_concrete_function(), module
+    module.serve = tf.function(converted, input_signature=signature, autograph=False)
+    return module.serve.get_concrete_function(), module
 
 
-def convert(
-    generator: Any,
-    variables: Mapping[str, Any],
-    quant: str = "int8",
-    batch: int = 1,
-    num_calibration: int = 256,
-    *,
-    seed: int = 0,
-    sparsity: bool = False,
-) -> bytes:
-    """Converts a generator to a TFLite flatbuffer.
-
-    Args:
-      generator: flax generator module with ``latent_dim`` and ``num_classes`` fields.
-      variables: its variables.
-      quant: one of ``QUANT_MODES`` (see the module docstring).
-      batch: static batch size of the model.
-      num_calibration: representative samples for the int8 modes (≥ ``MIN_CALIBRATION``).
-      seed: seed of the representative dataset.
-      sparsity: also apply ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (sparse weight encoding
-        for pruned models).
-
-    Returns:
-      The ``.tflite`` model bytes.
-
-    Raises:
-      ValueError: on bad options (see ``check_options``) or if the TFLite converter fails (the
-        message holds the converter's first error line).
-    """
-    check_options(quant, batch, num_calibration)
+def _converter(
+    spec: ExportSpec, quant: str, batch: int, num_calibration: int, seed: int, sparsity: bool
+) -> tf.lite.TFLiteConverter:
+    """A TFLite converter for the spec, set up for ``quant`` (see the module docstring)."""
     with _without_shardy():
-        function, module = concrete_function(generator, variables, batch)
+        function, module = concrete_function(spec, batch)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
     optimizations = set()
     if quant != "float32":
@@ -200,7 +190,7 @@ def convert(
         converter.target_spec.supported_types = [tf.float16]
     if quant in INT8_MODES:
         converter.representative_dataset = representative_dataset(
-            generator.latent_dim, generator.num_classes, batch, num_calibration, seed
+            spec, batch, num_calibration, seed
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # Per-tensor FULLY_CONNECTED weights: see DENSE_WEIGHTS.
@@ -208,10 +198,43 @@ def convert(
     if quant == "int8_io":
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+    return converter
+
+
+def convert(
+    spec: ExportSpec,
+    quant: str = "int8",
+    batch: int = 1,
+    num_calibration: int = 256,
+    *,
+    seed: int = 0,
+    sparsity: bool = False,
+) -> bytes:
+    """Converts one export spec to a TFLite flatbuffer.
+
+    Args:
+      spec: the model (function, variables, named inputs and outputs, sample inputs).
+      quant: one of ``QUANT_MODES`` (see the module docstring).
+      batch: static batch size of the model.
+      num_calibration: representative samples for the int8 modes (≥ ``MIN_CALIBRATION``).
+      seed: seed of the representative dataset.
+      sparsity: also apply ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` (sparse weight encoding
+        for pruned models).
+
+    Returns:
+      The ``.tflite`` model bytes.
+
+    Raises:
+      ExportError: on bad options (see `check_options`), sample inputs or outputs that do not
+        match the spec, or if the TFLite converter fails (the message names the model and holds
+        the converter's first error line).
+    """
+    check_options(quant, batch, num_calibration)
+    converter = _converter(spec, quant, batch, num_calibration, seed, sparsity)
     try:
         return converter.convert()
     except Exception as e:  # the converter's ConverterError is not public API
-        raise ValueError(f"TFLite conversion ({quant}) failed: {_summary(e)}") from e
+        raise ExportError(f"{spec.name}: TFLite conversion ({quant}) failed: {_summary(e)}") from e
 
 
 def _summary(error: Exception, limit: int = 300) -> str:
@@ -221,18 +244,21 @@ def _summary(error: Exception, limit: int = 300) -> str:
     return f"{type(error).__name__}: {named[0][:limit]}"
 
 
-def error_stats(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float | int]:
-    """Max abs error and PSNR of ``candidate`` images against ``reference`` images.
+def error_stats(
+    reference: np.ndarray, candidate: np.ndarray, peak_to_peak: float = 2.0
+) -> dict[str, float | int]:
+    """Max abs error and PSNR of ``candidate`` against ``reference``.
 
-    PSNR = 10 log10(peak² / MSE) with peak = 2 (the ``[-1, 1]`` range); an MSE of 0 is floored
-    at the smallest normal float64 so the result stays finite (and JSON-serialisable).
+    PSNR = 10 log10(peak_to_peak² / MSE); an MSE of 0 is floored at the smallest normal float64
+    so the result stays finite (and JSON-serialisable).
 
     Args:
-      reference: float ``[N, H, W, C]`` in ``[-1, 1]``.
+      reference: float ``[N, ...]``.
       candidate: same shape.
+      peak_to_peak: value range of the signal (2.0 for images in ``[-1, 1]``).
 
     Returns:
-      ``{"max_abs_error", "psnr_db" (dB), "num_samples": N}``.
+      ``{"max_abs_error", "psnr_db" (dB), "num_samples": N, "peak_to_peak"}``.
 
     Raises:
       ValueError: if the shapes differ.
@@ -245,53 +271,56 @@ def error_stats(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float
     mse = max(float(np.mean(diff**2)), np.finfo(np.float64).tiny)
     return {
         "max_abs_error": float(np.max(np.abs(diff))),
-        "psnr_db": 10.0 * math.log10(PEAK_TO_PEAK**2 / mse),
+        "psnr_db": 10.0 * math.log10(peak_to_peak**2 / mse),
         "num_samples": int(reference.shape[0]),
+        "peak_to_peak": float(peak_to_peak),
     }
 
 
 def verify(
     model_content: bytes,
-    generator: Any,
-    variables: Mapping[str, Any],
+    spec: ExportSpec,
     *,
-    min_psnr: float = 20.0,
-    num_samples: int = 32,
+    min_psnr: float | None = None,
+    num_samples: int = NUM_VERIFICATION,
     seed: int = 0,
-) -> dict[str, float | int]:
-    """Runs the TFLite model and the JAX generator on the same inputs and compares them.
+) -> dict[str, dict[str, float | int]]:
+    """Runs the TFLite model and the JAX function on the same inputs and compares every output.
 
-    The inputs are ``num_samples`` latents from ``N(0, I)`` (a different stream from the
-    calibration data) with classes cycled.
+    The inputs are ``num_samples`` draws of ``spec.sample_inputs`` on ``VERIFICATION_STREAM``
+    (never the calibration samples).
 
     Args:
       model_content: the ``.tflite`` bytes.
-      generator: the flax generator module it was converted from.
-      variables: its variables.
-      min_psnr: minimum acceptable PSNR in dB.
-      num_samples: number of images compared.
+      spec: the export spec it was converted from.
+      min_psnr: minimum acceptable PSNR in dB for every output; None uses ``spec.min_psnr``.
+      num_samples: number of examples compared.
       seed: base seed.
 
     Returns:
-      ``error_stats`` plus ``min_psnr_db``.
+      ``{output name: error_stats + {"min_psnr_db"}}``.
 
     Raises:
-      ValueError: if ``min_psnr`` is not finite, or the PSNR is below it (message names both).
+      ExportError: if the threshold is not finite, or an output's PSNR is below it (the message
+        names the model, the output and both values).
     """
-    if not math.isfinite(min_psnr):
-        raise ValueError(f"min_psnr must be a finite number of dB, got {min_psnr}")
-    z, y = prior_samples(
-        generator.latent_dim, generator.num_classes, num_samples, seed, _VERIFICATION_STREAM
-    )
-    reference = np.asarray(generator.apply(variables, jnp.asarray(z), jnp.asarray(y), train=False))
-    stats = error_stats(reference, TFLiteRunner(model_content)(z, y))
-    if stats["psnr_db"] < min_psnr:
-        raise ValueError(
-            f"export refused: PSNR {stats['psnr_db']:.2f} dB of the TFLite model against the JAX "
-            f"generator is below min_psnr {min_psnr:.2f} dB "
-            f"(max abs error {stats['max_abs_error']:.4f} over {num_samples} samples)"
-        )
-    return {**stats, "min_psnr_db": float(min_psnr)}
+    threshold = spec.min_psnr if min_psnr is None else min_psnr
+    if not math.isfinite(threshold):
+        raise ExportError(f"min_psnr must be a finite number of dB, got {threshold}")
+    inputs = sample_inputs(spec, num_samples, seed, VERIFICATION_STREAM)
+    reference = jax_outputs(spec, inputs)
+    candidate = TFLiteRunner(model_content)(**inputs)
+    errors = {}
+    for name in spec.outputs:
+        stats = error_stats(np.asarray(reference[name]), candidate[name], spec.peak_to_peak)
+        if stats["psnr_db"] < threshold:
+            raise ExportError(
+                f"export refused: PSNR {stats['psnr_db']:.2f} dB of output {name!r} of model "
+                f"{spec.name!r} against JAX is below min_psnr {threshold:.2f} dB "
+                f"(max abs error {stats['max_abs_error']:.4f} over {num_samples} samples)"
+            )
+        errors[name] = {**stats, "min_psnr_db": float(threshold)}
+    return errors
 
 
 def op_counts(model_content: bytes) -> dict[str, int]:
@@ -307,6 +336,18 @@ def op_counts(model_content: bytes) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def describe_model(model_content: bytes) -> dict[str, Any]:
-    """``{"inputs", "outputs"}`` tensor specs (see ``runtime.tensor_spec``) and ``"ops"`` counts."""
-    return {**TFLiteRunner(model_content).tensor_specs(), "ops": op_counts(model_content)}
+def describe_model(model_content: bytes, spec: ExportSpec) -> dict[str, Any]:
+    """``{"inputs", "outputs"}`` tensor specs in the spec's order and ``"ops"`` counts.
+
+    Raises:
+      ExportError: if the model's signature names differ from the spec's inputs and outputs.
+    """
+    runner = TFLiteRunner(model_content)
+    found = runner.tensor_specs()
+    order = {"inputs": [t.name for t in spec.inputs], "outputs": list(spec.outputs)}
+    for key, names in order.items():
+        if sorted(t["name"] for t in found[key]) != sorted(names):
+            raise ExportError(f"{spec.name}: model {key} {found[key]} are not {names}")
+    by_name = {key: {t["name"]: t for t in found[key]} for key in order}
+    described = {key: [by_name[key][name] for name in names] for key, names in order.items()}
+    return {**described, "ops": op_counts(model_content)}

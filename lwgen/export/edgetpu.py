@@ -34,10 +34,13 @@ from typing import Any
 import numpy as np
 from ai_edge_litert.tools import flatbuffer_utils
 
+from lwgen.errors import ExportError, MissingFileError
+
 SOURCE = "https://coral.ai/docs/edgetpu/models-intro/#supported-operations (compiler 16)"
-REPORT_FILE = "edgetpu_report.json"
-COMPILER_LOG_FILE = "edgetpu_compiler.log"
-COMPILED_MODEL_FILE = "model_edgetpu.tflite"
+# Per-model bundle files: NAME + suffix (the compiler itself names its output NAME_edgetpu.tflite).
+REPORT_SUFFIX = "_edgetpu_report.json"
+COMPILER_LOG_SUFFIX = "_edgetpu_compiler.log"
+COMPILED_MODEL_SUFFIX = "_edgetpu.tflite"
 COMPILER = "edgetpu_compiler"
 QUANTIZED_TYPES = ("INT8", "UINT8")
 PARAM_TYPES = ("INT32",)
@@ -280,18 +283,18 @@ def edgetpu_report(tflite_path: str | Path) -> dict[str, Any]:
       Edge TPU segment ends, or None); ``edgetpu_ops``, ``cpu_ops``.
 
     Raises:
-      FileNotFoundError: if ``tflite_path`` does not exist.
-      ValueError: if the file is not a TFLite flatbuffer or has no operators.
+      MissingFileError: if ``tflite_path`` does not exist.
+      ExportError: if the file is not a TFLite flatbuffer or has no operators.
     """
     path = Path(tflite_path)
     if not path.is_file():
-        raise FileNotFoundError(f"TFLite model {path} not found")
+        raise MissingFileError(f"TFLite model {path} not found")
     try:
         model = flatbuffer_utils.read_model(str(path))
     except Exception as e:  # the flatbuffer reader raises assorted errors on garbage
-        raise ValueError(f"{path} is not a readable TFLite model: {e}") from None
+        raise ExportError(f"{path} is not a readable TFLite model: {e}") from None
     if not model.subgraphs or not model.subgraphs[0].operators:
-        raise ValueError(f"{path} has no operators in its main subgraph")
+        raise ExportError(f"{path} has no operators in its main subgraph")
     subgraph = model.subgraphs[0]
     graph_io = {int(i) for i in subgraph.inputs} | {int(i) for i in subgraph.outputs}
     produced = {int(i) for op in subgraph.operators for i in op.outputs} | {
@@ -371,23 +374,27 @@ def compile_model(
     return "\n".join(part for part in parts if part), model
 
 
-def bundle_files(model_path: Path) -> dict[str, bytes]:
-    """Files for a bundle: ``edgetpu_report.json``; if the compiler ran, its log and model.
+def bundle_files(name: str, model_path: Path) -> dict[str, bytes]:
+    """A bundle model's Edge TPU files: its report and, if the compiler ran, its log and model.
 
-    The compiled model is kept as ``model_edgetpu.tflite`` (its sha256 goes into
-    ``bundle.json``'s ``extra_files``); ``export/pi_infer.py --edgetpu`` runs it.
+    For model ``NAME``: ``NAME_edgetpu_report.json`` (`edgetpu_report`), and where
+    ``edgetpu_compiler`` is on ``PATH`` ``NAME_edgetpu_compiler.log`` and the compiled
+    ``NAME_edgetpu.tflite`` (which ``export/pi_infer.py --edgetpu`` runs). Their sha256 go into
+    the model's ``extra_files`` in ``bundle.json``.
 
     Args:
-      model_path: the staged ``model.tflite`` (see ``lwgen.export.bundle.write_bundle``).
+      name: the model's name in the bundle.
+      model_path: the staged ``NAME.tflite`` (see ``lwgen.export.bundle.write_bundle``).
 
     Returns:
       ``{file name: bytes}``.
     """
-    files = {REPORT_FILE: (json.dumps(edgetpu_report(model_path), indent=2) + "\n").encode()}
+    report = json.dumps(edgetpu_report(model_path), indent=2) + "\n"
+    files = {name + REPORT_SUFFIX: report.encode()}
     compiled = compile_model(model_path)
     if compiled is not None:
         log, model = compiled
-        files[COMPILER_LOG_FILE] = log.encode()
+        files[name + COMPILER_LOG_SUFFIX] = log.encode()
         if model is not None:
-            files[COMPILED_MODEL_FILE] = model
+            files[name + COMPILED_MODEL_SUFFIX] = model
     return files

@@ -1,24 +1,27 @@
-"""Running exported generator ``.tflite`` models with LiteRT (no TensorFlow, no JAX).
+"""Running exported ``.tflite`` models with LiteRT (no TensorFlow, no JAX).
 
-``TFLiteRunner`` wraps one ``ai_edge_litert`` interpreter for a generator model whose signature
-maps inputs ``z`` and ``y`` to the output ``image``: it quantizes float inputs and dequantizes int8
-outputs with the tensors' own scale and zero point, and loops over chunks of the model's static
-batch. The ``TFLiteGenerator`` reads a verified bundle (``lwgen.export.bundle``) and exposes the
-same call signature as the JAX generator, so evaluation code can score INT8 outputs directly.
+`TFLiteRunner` wraps one ``ai_edge_litert`` interpreter for a model with one signature: it maps
+named float32 inputs to named float32 outputs, quantizing int8 inputs and dequantizing int8
+outputs with each tensor's own scale and zero point, and loops over chunks of the model's static
+batch. `TFLiteRunner.from_bundle` runs one model of a verified bundle. `TFLiteGenerator` is a
+bundle's conditional generator (inputs ``z``, ``y``; one output) behind the call signature of the
+JAX generator, so evaluation code can score INT8 outputs directly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from lwgen.export.bundle import load_bundle
+from lwgen.errors import BundleError, ExportError
+from lwgen.export.metadata import Bundle, load_bundle
 
-INPUT_NAMES = ("z", "y")
-OUTPUT_NAME = "image"
+GENERATOR = "generator"
+GENERATOR_INPUTS = ("z", "y")
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -43,11 +46,11 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
 
 
-def _is_quantized(detail: dict[str, Any]) -> bool:
+def _is_quantized(detail: Mapping[str, Any]) -> bool:
     return np.issubdtype(detail["dtype"], np.integer)
 
 
-def tensor_spec(name: str, detail: dict[str, Any]) -> dict[str, Any]:
+def tensor_spec(name: str, detail: Mapping[str, Any]) -> dict[str, Any]:
     """JSON description of a signature tensor (the form stored in ``bundle.json``).
 
     Args:
@@ -89,14 +92,13 @@ def allocated_interpreter(model_content: bytes, num_threads: int) -> Interpreter
 
 
 class TFLiteRunner:
-    """Runs a generator ``.tflite`` whose one signature maps ``z``, ``y`` to ``image``.
+    """Runs a ``.tflite`` model whose one signature maps named inputs to named outputs.
 
     Attributes:
       interpreter: the ``ai_edge_litert`` interpreter (tensors allocated).
-      batch: the model's static batch size.
-      latent_dim: size of ``z``.
-      num_classes: size of the one-hot ``y``.
-      image_shape: ``(H, W, C)`` of the output.
+      inputs: ``{name: interpreter tensor details}`` of the signature's inputs.
+      outputs: ``{name: interpreter tensor details}`` of its outputs.
+      batch: the model's static batch size (axis 0 of every input).
     """
 
     def __init__(self, model_content: bytes, num_threads: int = 1):
@@ -107,92 +109,120 @@ class TFLiteRunner:
           num_threads: CPU threads for the interpreter (≥ 1).
 
         Raises:
-          ValueError: if ``num_threads`` < 1, or the model lacks inputs ``z``/``y`` or does not
-            have exactly one output.
+          ExportError: if ``num_threads`` < 1, the model does not have exactly one signature,
+            or its inputs do not share one static batch size.
         """
         if num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+            raise ExportError(f"num_threads must be >= 1, got {num_threads}")
         self.interpreter = allocated_interpreter(model_content, num_threads)
         signatures = self.interpreter.get_signature_list()
         if len(signatures) != 1:
-            raise ValueError(f"model must have exactly one signature, got {list(signatures)}")
+            raise ExportError(f"model must have exactly one signature, got {list(signatures)}")
         signature = self.interpreter.get_signature_runner()
-        inputs = signature.get_input_details()
-        outputs = signature.get_output_details()
-        if set(inputs) != set(INPUT_NAMES) or list(outputs) != [OUTPUT_NAME]:
-            raise ValueError(
-                f"model signature must map {INPUT_NAMES} to {OUTPUT_NAME!r}, "
-                f"got {sorted(inputs)} -> {sorted(outputs)}"
+        self.inputs = dict(signature.get_input_details())
+        self.outputs = dict(signature.get_output_details())
+        batches = {int(detail["shape"][0]) for detail in self.inputs.values()}
+        if len(batches) != 1:
+            raise ExportError(f"model inputs must share one batch size, got {sorted(batches)}")
+        self.batch = batches.pop()
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, name: str, num_threads: int = 1) -> TFLiteRunner:
+        """The runner of model ``name`` of a loaded bundle, checked against ``bundle.json``.
+
+        Raises:
+          BundleError: if the bundle has no such model, or its tensors (names, dtypes, shapes,
+            quantization) differ from those ``bundle.json`` records.
+        """
+        models = bundle.metadata["models"]
+        if name not in models:
+            raise BundleError(f"{bundle.directory}: no model {name!r} (has {sorted(models)})")
+        runner = cls(bundle.models[name], num_threads)
+        actual = runner.tensor_specs()
+        recorded = {key: {t["name"]: t for t in models[name][key]} for key in actual}
+        if {key: {t["name"]: t for t in actual[key]} for key in actual} != recorded:
+            raise BundleError(
+                f"{bundle.directory}: bundle.json tensors of {name!r} {recorded} do not match "
+                f"the model {actual}"
             )
-        self._z, self._y = inputs["z"], inputs["y"]
-        self._out = outputs[OUTPUT_NAME]
-        self.batch = int(self._z["shape"][0])
-        self.latent_dim = int(self._z["shape"][1])
-        self.num_classes = int(self._y["shape"][1])
-        self.image_shape = tuple(int(d) for d in self._out["shape"][1:])
+        return runner
 
     def tensor_specs(self) -> dict[str, list[dict[str, Any]]]:
-        """``{"inputs": [z spec, y spec], "outputs": [image spec]}`` (see ``tensor_spec``)."""
+        """``{"inputs": [...], "outputs": [...]}`` in signature order (see `tensor_spec`)."""
         return {
-            "inputs": [tensor_spec("z", self._z), tensor_spec("y", self._y)],
-            "outputs": [tensor_spec(OUTPUT_NAME, self._out)],
+            "inputs": [tensor_spec(name, d) for name, d in self.inputs.items()],
+            "outputs": [tensor_spec(name, d) for name, d in self.outputs.items()],
         }
 
-    def _set_input(self, detail: dict[str, Any], x: np.ndarray) -> None:
+    def _set_input(self, detail: Mapping[str, Any], x: np.ndarray) -> None:
         if _is_quantized(detail):
             scale, zero_point = detail["quantization"]
             x = quantize(x, scale, zero_point, detail["dtype"])
         self.interpreter.set_tensor(detail["index"], np.asarray(x, detail["dtype"]))
 
-    def invoke(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Runs one static batch: float32 ``z [batch, latent_dim]``, ``y [batch, num_classes]``.
-
-        Returns:
-          float32 ``[batch, H, W, C]`` (dequantized if the output is int8).
-        """
-        self._set_input(self._z, z)
-        self._set_input(self._y, y)
-        self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self._out["index"])
-        if _is_quantized(self._out):
-            scale, zero_point = self._out["quantization"]
+    def _get_output(self, detail: Mapping[str, Any]) -> np.ndarray:
+        out = self.interpreter.get_tensor(detail["index"])
+        if _is_quantized(detail):
+            scale, zero_point = detail["quantization"]
             return dequantize(out, scale, zero_point)
         return out.astype(np.float32)
 
-    def __call__(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Generates any number of images, chunked to the static batch (last chunk zero-padded).
-
-        Args:
-          z: float32 ``[B, latent_dim]``.
-          y: float32 one-hot ``[B, num_classes]``.
+    def invoke(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs one static batch: every input float32 of its exact signature shape.
 
         Returns:
-          float32 ``[B, H, W, C]`` images in ``[-1, 1]``.
+          ``{output name: float32 [batch, ...]}`` (dequantized where the output is int8).
+        """
+        for name, detail in self.inputs.items():
+            self._set_input(detail, inputs[name])
+        self.interpreter.invoke()
+        return {name: self._get_output(detail) for name, detail in self.outputs.items()}
+
+    def _check_inputs(self, inputs: Mapping[str, np.ndarray]) -> int:
+        """Checks names and per-example shapes; returns the common number of examples N ≥ 1."""
+        if set(inputs) != set(self.inputs):
+            raise ValueError(f"inputs must be {sorted(self.inputs)}, got {sorted(inputs)}")
+        sizes = set()
+        for name, x in inputs.items():
+            shape = tuple(int(d) for d in self.inputs[name]["shape"][1:])
+            if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
+                raise ValueError(f"input {name!r} must be [N, *{list(shape)}], got {x.shape}")
+            sizes.add(x.shape[0])
+        if len(sizes) != 1 or 0 in sizes:
+            raise ValueError(f"inputs must share one number of examples N >= 1, got {sizes}")
+        return sizes.pop()
+
+    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs any number of examples in chunks of the static batch (last chunk zero-padded).
+
+        Args:
+          **inputs: every signature input as float32 ``[N, *shape]`` (one shared N ≥ 1).
+
+        Returns:
+          ``{output name: float32 [N, ...]}``.
 
         Raises:
-          ValueError: on wrong shapes or mismatched batch sizes.
+          ValueError: on missing or extra inputs, wrong shapes, or differing or zero N.
         """
-        z = np.asarray(z, np.float32)
-        y = np.asarray(y, np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must be [B, {self.latent_dim}], got {z.shape}")
-        if y.ndim != 2 or y.shape[1] != self.num_classes or y.shape[0] != z.shape[0]:
-            raise ValueError(f"y must be [{z.shape[0]}, {self.num_classes}], got {y.shape}")
-        chunks = []
-        for start in range(0, z.shape[0], self.batch):
-            zc, yc = z[start : start + self.batch], y[start : start + self.batch]
-            pad = self.batch - zc.shape[0]
-            out = self.invoke(np.pad(zc, ((0, pad), (0, 0))), np.pad(yc, ((0, pad), (0, 0))))
-            chunks.append(out[: self.batch - pad])
-        return (
-            np.concatenate(chunks, axis=0)
-            if chunks
-            else np.zeros((0, *self.image_shape), np.float32)
-        )
+        inputs = {name: np.asarray(x, np.float32) for name, x in inputs.items()}
+        n = self._check_inputs(inputs)
+        padded_n = -(-n // self.batch) * self.batch
+        padded = {
+            name: np.pad(x, [(0, padded_n - n)] + [(0, 0)] * (x.ndim - 1))
+            for name, x in inputs.items()
+        }
+        chunks = [
+            self.invoke(**{name: x[start : start + self.batch] for name, x in padded.items()})
+            for start in range(0, padded_n, self.batch)
+        ]
+        return {name: np.concatenate([c[name] for c in chunks])[:n] for name in self.outputs}
 
 
 class TFLiteGenerator:
-    """A verified bundle's generator, callable like ``Generator.apply`` but on LiteRT.
+    """A bundle's conditional generator, callable like ``Generator.apply`` but on LiteRT.
+
+    Works for any bundle whose model ``generator`` takes ``z`` and a one-hot ``y`` and has one
+    output (the DCGAN and TinyGAN families); nothing family-specific is imported.
 
     Attributes:
       metadata: the ``bundle.json`` dict.
@@ -205,26 +235,27 @@ class TFLiteGenerator:
         """Loads and verifies the bundle (``load_bundle``), then builds the interpreter.
 
         Args:
-          bundle_dir: directory holding ``model.tflite`` and ``bundle.json``.
+          bundle_dir: a bundle directory with a model ``generator``.
           num_threads: CPU threads for the interpreter.
 
         Raises:
-          FileNotFoundError: if the bundle directory or one of its files is missing.
-          ValueError: on a checksum mismatch, malformed ``bundle.json``, or a model whose
-            tensors disagree with ``bundle.json``.
+          MissingFileError: if the bundle directory or one of its files is missing.
+          BundleError: on a checksum mismatch, a malformed or old ``bundle.json``, no model
+            ``generator``, or a generator that is not ``(z, y) -> one output``.
         """
         bundle = load_bundle(bundle_dir)
         self.metadata = bundle.metadata
-        self._runner = TFLiteRunner(bundle.model_content, num_threads)
-        specs = self._runner.tensor_specs()
-        recorded = {key: self.metadata[key] for key in specs}
-        if specs != recorded:
-            raise ValueError(
-                f"{bundle.directory}: bundle.json tensors {recorded} do not match the model {specs}"
+        self._runner = TFLiteRunner.from_bundle(bundle, GENERATOR, num_threads)
+        inputs, outputs = self._runner.inputs, self._runner.outputs
+        if set(inputs) != set(GENERATOR_INPUTS) or len(outputs) != 1:
+            raise BundleError(
+                f"{bundle.directory}: model {GENERATOR!r} must map {GENERATOR_INPUTS} to one "
+                f"output, got {sorted(inputs)} -> {sorted(outputs)}"
             )
-        self.latent_dim = self._runner.latent_dim
-        self.num_classes = self._runner.num_classes
-        self.image_shape = self._runner.image_shape
+        (self._output,) = outputs
+        self.latent_dim = int(inputs["z"]["shape"][1])
+        self.num_classes = int(inputs["y"]["shape"][1])
+        self.image_shape = tuple(int(d) for d in outputs[self._output]["shape"][1:])
 
     def __call__(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Generates images.
@@ -239,4 +270,4 @@ class TFLiteGenerator:
         Raises:
           ValueError: on wrong input shapes.
         """
-        return self._runner(z, y)
+        return self._runner(z=z, y=y)[self._output]
