@@ -1,6 +1,17 @@
-"""A tiny 16×16 digits GAN config used across tests (also importable from subprocesses)."""
+"""Tiny configs of every registered family, used across tests (also importable from subprocesses).
 
-from lwgen.families.conditional_gan import gan_config
+`family_config` has one entry per family that ``lwgen.families.registry.names()`` lists (with the
+toy family of ``tests/toy_family.py`` registered), so a new family without a tiny config here
+fails the per-family training tests.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+
+from lwgen.families.conditional_gan import gan_config, generator_module
+from lwgen.families.objectives import distill_config
 
 
 def tiny_gan_config(num_train_steps: int = 4):
@@ -12,6 +23,49 @@ def tiny_gan_config(num_train_steps: int = 4):
     config.batch_size = 8
     config.train.update(log_every=1, checkpoint_every=2, sample_every=100, keep_checkpoints=5)
     return config
+
+
+def tiny_distill_set(out_dir: str) -> str:
+    """A 32-sample distillation set of a randomly initialised tiny generator (made once)."""
+    from lwgen.data.distill_set import write_distill_set
+
+    if os.path.isfile(os.path.join(out_dir, "manifest.json")):
+        return out_dir
+    generator = generator_module(tiny_gan_config())
+    z, y = jnp.zeros((1, generator.latent_dim)), jnp.zeros((1, generator.num_classes))
+    variables = generator.init(jax.random.PRNGKey(1), z, y)
+    teacher = jax.jit(lambda z, y: generator.apply(variables, z, y))
+    write_distill_set(teacher, out_dir, 32, 10, generator.latent_dim, batch_size=16, shard_size=32)
+    return out_dir
+
+
+def tiny_student_config(set_dir: str, num_train_steps: int = 4):
+    """The tiny GAN as a TinyGAN student (base width 2) of ``set_dir``, with the real digits."""
+    config = tiny_gan_config(num_train_steps)
+    config.model.family = "tinygan"
+    config.model.generator.base_width = 2
+    config.data.update(source="distill", path=set_dir)
+    config.data.real_source = "digits"
+    config.distill = distill_config(real_adv=0.1, d_real_adv=0.1)
+    return config
+
+
+def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
+    """The tiny config of ``family``; ``scratch_dir`` holds what it needs (a distillation set).
+
+    Raises:
+      KeyError: for a family without a tiny config.
+    """
+    from tests.toy_family import toy_config
+
+    makers = {
+        "dcgan": lambda: tiny_gan_config(num_train_steps),
+        "tinygan": lambda: tiny_student_config(
+            tiny_distill_set(os.path.join(scratch_dir, "distill_set")), num_train_steps
+        ),
+        "toy": lambda: toy_config(num_train_steps),
+    }
+    return makers[family]()
 
 
 def get_config():
