@@ -95,7 +95,7 @@ def _fits(value: Any, kind: type | tuple[type, ...]) -> bool:
     return isinstance(value, kind)
 
 
-def check_keys(where: str, mapping: Any, types: Mapping[str, Any]) -> None:
+def _check_keys(where: str, mapping: Any, types: Mapping[str, Any]) -> None:
     """Checks that ``mapping`` is a dict holding every key of ``types`` with a value of its type.
 
     Raises:
@@ -110,7 +110,7 @@ def check_keys(where: str, mapping: Any, types: Mapping[str, Any]) -> None:
             raise BundleError(f"{where}: key {key!r} has the wrong type: {mapping[key]!r}")
 
 
-def check_format(metadata: Any, where: str = METADATA_FILE) -> None:
+def _check_format(metadata: Any, where: str = METADATA_FILE) -> None:
     """Refuses anything but a format-2 ``bundle.json`` object, pointing old bundles to re-export.
 
     Raises:
@@ -141,7 +141,7 @@ def _check_tensors(where: str, tensors: list[Any], batch: int) -> list[str]:
         raise BundleError(f"{where}: must list at least one tensor")
     for i, tensor in enumerate(tensors):
         at = f"{where}[{i}]"
-        check_keys(at, tensor, TENSOR_KEYS)
+        _check_keys(at, tensor, TENSOR_KEYS)
         if tensor["dtype"] not in TENSOR_DTYPES:
             raise BundleError(f"{at}: dtype {tensor['dtype']!r} is not one of {TENSOR_DTYPES}")
         shape = tensor["shape"]
@@ -157,7 +157,7 @@ def _check_tensors(where: str, tensors: list[Any], batch: int) -> list[str]:
 
 def _check_model(where: str, name: str, model: Any) -> None:
     """Checks one entry of ``models`` (see BUILD.md for the keys)."""
-    check_keys(where, model, MODEL_KEYS)
+    _check_keys(where, model, MODEL_KEYS)
     if model["file"] != name + MODEL_SUFFIX:
         raise BundleError(f"{where}: file must be {name + MODEL_SUFFIX!r}, got {model['file']!r}")
     if not SHA256.fullmatch(model["sha256"]):
@@ -169,7 +169,7 @@ def _check_model(where: str, name: str, model: Any) -> None:
     if (model["calibration"] is not None) != (model["quant"] in INT8_MODES):
         raise BundleError(f"{where}: calibration must be an object exactly for {INT8_MODES}")
     if model["calibration"] is not None:
-        check_keys(f"{where}.calibration", model["calibration"], CALIBRATION_KEYS)
+        _check_keys(f"{where}.calibration", model["calibration"], CALIBRATION_KEYS)
     _check_tensors(f"{where}.inputs", model["inputs"], model["batch"])
     outputs = _check_tensors(f"{where}.outputs", model["outputs"], model["batch"])
     if not all(_fits(count, int) and count >= 0 for count in model["ops"].values()):
@@ -177,7 +177,7 @@ def _check_model(where: str, name: str, model: Any) -> None:
     if sorted(model["error"]) != sorted(outputs):
         raise BundleError(f"{where}.error: must have one entry per output {outputs}")
     for output in outputs:
-        check_keys(f"{where}.error.{output}", model["error"][output], ERROR_KEYS)
+        _check_keys(f"{where}.error.{output}", model["error"][output], ERROR_KEYS)
     for file, sha in model["extra_files"].items():
         if not FILE_NAME.fullmatch(file) or not _fits(sha, str) or not SHA256.fullmatch(sha):
             raise BundleError(f"{where}.extra_files: {file!r} needs a plain name and a sha256")
@@ -192,10 +192,10 @@ def validate_metadata(metadata: Any, where: str = METADATA_FILE) -> None:
 
     Raises:
       BundleError: naming the first missing, mistyped or inconsistent key; an old-format bundle
-        gets a message saying to re-export it (see `check_format`).
+        gets a message saying to re-export it (see `_check_format`).
     """
-    check_format(metadata, where)
-    check_keys(where, metadata, TOP_KEYS)
+    _check_format(metadata, where)
+    _check_keys(where, metadata, TOP_KEYS)
     if not metadata["models"]:
         raise BundleError(f"{where}: models must hold at least one model")
     files = [METADATA_FILE]
