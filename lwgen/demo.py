@@ -9,7 +9,6 @@ images that script wrote, and writes ``report.json`` and ``report.md``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -24,7 +23,7 @@ from lwgen.eval.evaluate import evaluate_bundle, evaluate_workdir
 from lwgen.eval.judge import load_or_train_judge
 from lwgen.eval.metrics import class_accuracy
 from lwgen.export.bundle import export_workdir
-from lwgen.train.checkpoint import atomic_write_text
+from lwgen.io import atomic_write_json, atomic_write_text
 from lwgen.train.loop import train
 
 _BENCHMARK_LINE = re.compile(r"median ([0-9.]+) ms/image, p90 ([0-9.]+) ms/image")
@@ -128,7 +127,7 @@ def run_demo(
 
     Raises:
       ValueError, FileNotFoundError, FloatingPointError: from training, evaluation or export.
-      RuntimeError: if the Pi script fails.
+      LwgenError: from training, evaluation or export (a bad config, a missing file, divergence).
     """
     import jax
 
@@ -145,6 +144,7 @@ def run_demo(
         num_calibration=config.export.num_calibration,
         min_psnr=config.export.min_psnr,
     )
+    generator = metadata["models"]["generator"]
     eval_int8 = evaluate_bundle(bundle_dir, config.data, per_class=per_class)
     labels = list(range(config.model.generator.num_classes))
     npz = os.path.join(workdir, "samples_int8.npz")
@@ -164,14 +164,14 @@ def run_demo(
         "eval_int8": eval_int8,
         "export": {
             "bundle": bundle_dir,
-            "quant": metadata["quant"],
-            "model_bytes": os.path.getsize(os.path.join(bundle_dir, "model.tflite")),
-            "psnr_db": metadata["error"]["psnr_db"],
-            "max_abs_error": metadata["error"]["max_abs_error"],
+            "quant": generator["quant"],
+            "model_bytes": generator["size_bytes"],
+            "psnr_db": generator["error"]["image"]["psnr_db"],
+            "max_abs_error": generator["error"]["image"]["max_abs_error"],
         },
         "pi_infer": pi,
         "total_wall_s": time.perf_counter() - start,
     }
-    atomic_write_text(os.path.join(workdir, "report.json"), json.dumps(report, indent=2) + "\n")
+    atomic_write_json(os.path.join(workdir, "report.json"), report)
     atomic_write_text(os.path.join(workdir, "report.md"), format_report(report))
     return report

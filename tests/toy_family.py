@@ -20,6 +20,8 @@ import optax
 from lwgen.data import load_source
 from lwgen.data.source import to_unit_range
 from lwgen.errors import ConfigError
+from lwgen.export.metadata import load_bundle
+from lwgen.export.runtime import TFLiteRunner
 from lwgen.export.spec import ExportSpec, TensorSpec
 from lwgen.families.registry import Family, Trainer, register
 from lwgen.train.state import create_train_state
@@ -68,8 +70,8 @@ def validate(config) -> None:
         raise ConfigError(f"model.width must be >= 1, got {config.model.width}")
 
 
-def _init(trainer: Trainer, shape) -> object:
-    key, run_key = jax.random.split(jax.random.PRNGKey(0))
+def _init(trainer: Trainer, shape, seed: int) -> object:
+    key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     variables = {NET: trainer.modules[NET].init(key, jnp.zeros((1, *shape)))}
     return create_train_state(run_key, variables, trainer.optimizers, ema_of=(NET,))
 
@@ -100,14 +102,18 @@ def make_trainer(config) -> Trainer:
         modules={NET: module},
         optimizers={NET: optax.adam(config.optim.lr)},
         applies={NET: module.apply},
-        init=functools.partial(_init, shape=_shape(config)),
+        init=functools.partial(_init, shape=_shape(config), seed=config.seed),
         step=functools.partial(denoise_step, ema_decay=config.optim.ema_decay),
         inference_variables=lambda state: {NET: {"params": state.ema[NET]}},
     )
 
 
-def _noisy(config, num: int, seed: int, stream: int = 0) -> np.ndarray:
-    images = to_unit_range(load_source(config.data, "heldout").images[:num])
+def _clean(data_config, num: int) -> np.ndarray:
+    return to_unit_range(load_source(data_config, "heldout").images[:num])
+
+
+def _noisy(data_config, num: int, seed: int, stream: int = 0) -> np.ndarray:
+    images = _clean(data_config, num)
     rng = np.random.default_rng([seed, stream])
     return (images + SIGMA * rng.standard_normal(images.shape)).astype(np.float32)
 
@@ -119,15 +125,26 @@ def inference_shapes(config):
 
 
 def sample_grid(config, variables):
-    return np.asarray(Denoiser(config.model.width).apply(variables[NET], _noisy(config, 8, 0))), 2
+    noisy = _noisy(config.data, 8, 0)
+    return np.asarray(Denoiser(config.model.width).apply(variables[NET], noisy)), 2
+
+
+def _mse(denoise, data_config) -> dict[str, float]:
+    """Mean squared error of ``denoise`` on 32 noisy held-out digits."""
+    denoised = np.asarray(denoise(_noisy(data_config, 32, 0)))
+    return {"mse": float(np.mean((denoised - _clean(data_config, 32)) ** 2))}
 
 
 def evaluate(restored, per_class=100, cache_dir=None):
     del per_class, cache_dir
-    noisy = _noisy(restored.config, 32, 0)
-    clean = to_unit_range(load_source(restored.config.data, "heldout").images[:32])
-    denoised = Denoiser(restored.config.model.width).apply(restored.variables[NET], noisy)
-    return {"mse": float(np.mean((np.asarray(denoised) - clean) ** 2))}
+    module = Denoiser(restored.config.model.width)
+    return _mse(functools.partial(module.apply, restored.variables[NET]), restored.config.data)
+
+
+def evaluate_bundle(bundle_dir, data_config, per_class=100, cache_dir=None):
+    del per_class, cache_dir
+    runner = TFLiteRunner.from_bundle(load_bundle(bundle_dir), NET)
+    return _mse(lambda x: runner(x=x)["image"], data_config)
 
 
 def _fn(module, variables, x):
@@ -145,7 +162,7 @@ def export_specs(restored, batch=1):
             variables=restored.variables[NET],
             inputs=(TensorSpec("x", _shape(config)),),
             outputs=("image",),
-            sample_inputs=lambda num, seed, stream: {"x": _noisy(config, num, seed, stream)},
+            sample_inputs=lambda num, seed, stream: {"x": _noisy(config.data, num, seed, stream)},
             min_psnr=10.0,
         )
     ]
@@ -161,6 +178,6 @@ FAMILY = register(
         evaluate=evaluate,
         export_specs=export_specs,
         bundle_fields=lambda restored: {"image_shape": list(_shape(restored.config))},
-        evaluate_bundle=lambda *args, **kwargs: {},
+        evaluate_bundle=evaluate_bundle,
     )
 )
