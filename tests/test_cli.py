@@ -24,14 +24,15 @@ TOOL = textwrap.dedent(
 
     from lwgen import cli, errors
 
-    RAISE = flags.DEFINE_enum("raise", "none", ["none", "config", "missing", "value", "xla"], "")
     CONFIG = config_flags.DEFINE_config_file("config")
     EXCEPTIONS = {
         "config": errors.ConfigError("config.steps must be >= 1, got 0"),
         "missing": errors.MissingFileError("workdir 'runs/nope' does not exist"),
+        "multiline": errors.DataError("first line\\n  second line"),
         "value": ValueError("a bug in lwgen"),
         "xla": RuntimeError("INTERNAL: XLA compilation failed"),
     }
+    RAISE = flags.DEFINE_enum("raise", "none", ["none", *EXCEPTIONS], "")
 
 
     def main():
@@ -75,6 +76,8 @@ def test_success_runs_main(tool):
         (["--bogus=1"], "Unknown command line flag 'bogus'"),
         (["--config.nope=1"], "unknown config key in the command line"),
         (["stray"], "unexpected arguments ['stray']"),
+        (["--config=no/such/config.py"], "--config: config file 'no/such/config.py' not found"),
+        (["--raise=multiline"], "first line second line"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(tool, args, message):
