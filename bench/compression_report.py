@@ -33,11 +33,13 @@ from lwgen.compress.finetune import compress_workdir
 from lwgen.eval.evaluate import evaluate_bundle
 from lwgen.eval.profile import profile_files, profile_generator
 from lwgen.export import convert
-from lwgen.export.bundle import MODEL_FILE, export_workdir, load_bundle
+from lwgen.export.bundle import export_workdir, load_bundle
 from lwgen.export.edgetpu import edgetpu_report
+from lwgen.export.runtime import GENERATOR
 from lwgen.families.conditional_gan import restore_generator
+from lwgen.families.registry import get_family
 from lwgen.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from lwgen.train.checkpoint import read_config
+from lwgen.train.checkpoint import read_config, restore_inference
 
 flags.DEFINE_string("workdir", None, "Trained digits DCGAN workdir (only read).")
 flags.DEFINE_string("out", None, "Report folder (workdirs/, bundles/, report.md, report.json).")
@@ -83,9 +85,9 @@ def variant_workdir(source: str, out: Path, variant: Variant, steps: int) -> str
 
 
 def export(workdir: str, bundle: Path, quant: str) -> Path:
-    """Exports and returns the bundle's ``model.tflite`` path."""
-    export_workdir(workdir, bundle, quant=quant, num_calibration=FLAGS.num_calibration)
-    return bundle / MODEL_FILE
+    """Exports the workdir (bundle format 2) and returns the path of its ``generator`` model."""
+    metadata = export_workdir(workdir, bundle, quant=quant, num_calibration=FLAGS.num_calibration)
+    return bundle / metadata["models"][GENERATOR]["file"]
 
 
 def interpreter(model_content: bytes, default_delegates: bool = True) -> Interpreter:
@@ -128,13 +130,23 @@ def median_latencies_ms(interpreters: dict[str, Interpreter], rounds: int) -> di
 
 def sparsity_comparison(row: dict[str, Any], out: Path) -> dict[str, Any]:
     """The row's INT8 model against an INT8 conversion with the converter's sparsity
-    optimization: file bytes, op counts, and whether XNNPACK can prepare each."""
-    restored = restore_generator(row["workdir"])
+    optimization: file bytes, op counts, and whether XNNPACK can prepare each.
+
+    The sparse model is converted from the family's ``generator`` export spec with the dense
+    model's batch and calibration (samples, seed), so the two differ only in that optimization.
+    """
+    bundle = load_bundle(row["bundle"])
+    dense = bundle.metadata["models"][GENERATOR]
+    restored = restore_inference(row["workdir"])
+    specs = get_family(restored.config.model.family).export_specs(restored, dense["batch"])
+    (spec,) = (s for s in specs if s.name == GENERATOR)
+    calibration = dense["calibration"]
     sparse = convert.convert(
-        restored.generator, restored.variables, "int8", 1, FLAGS.num_calibration, sparsity=True
-    )
+        spec, "int8", dense["batch"], calibration["num_samples"], seed=calibration["seed"],
+        sparsity=True,
+    )  # fmt: skip
     result = {}
-    for key, content in (("dense", load_bundle(row["bundle"]).model_content), ("sparse", sparse)):
+    for key, content in (("dense", bundle.models[GENERATOR]), ("sparse", sparse)):
         path = out / "sparsity" / f"{Path(row['workdir']).name}_{key}.tflite"
         atomic_write_bytes(path, content)
         try:
@@ -255,7 +267,9 @@ def report(source: str, out: Path) -> dict[str, Any]:
     """Measures every variant and writes ``report.md`` and ``report.json``; returns the JSON."""
     data_config = read_config(source).data
     rows = [measure_variant(source, out, v, data_config) for v in VARIANTS]
-    interpreters = {r["variant"]: interpreter(load_bundle(r["bundle"]).model_content) for r in rows}
+    interpreters = {
+        r["variant"]: interpreter(load_bundle(r["bundle"]).models[GENERATOR]) for r in rows
+    }
     for r in rows:
         for key, info in r.get("sparsity_optimization", {}).items():
             content = Path(info["path"]).read_bytes()

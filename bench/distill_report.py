@@ -30,8 +30,8 @@ from lwgen import cli
 from lwgen.data.distill_set import real_data_config
 from lwgen.eval.evaluate import evaluate_bundle
 from lwgen.eval.profile import profile_files, profile_generator
-from lwgen.export.bundle import MODEL_FILE, export_workdir, load_bundle
-from lwgen.export.runtime import TFLiteRunner
+from lwgen.export.bundle import export_workdir, load_bundle
+from lwgen.export.runtime import GENERATOR, TFLiteRunner
 from lwgen.families.conditional_gan import restore_generator
 from lwgen.io import atomic_write_json, atomic_write_text
 from lwgen.train.checkpoint import read_config
@@ -47,6 +47,7 @@ flags.mark_flags_as_required(["teacher_workdir", "student_workdir", "out"])
 FLAGS = flags.FLAGS
 
 ROLES = ("teacher", "student")
+IMAGE = "image"  # the generator model's output
 QUANTS = ("float32", "int8")
 INVOKES_PER_ROUND = 20
 PARAMS_GOAL = 0.1
@@ -70,7 +71,8 @@ def measure(role: str, workdir: str, quant: str, out: Path, data_config) -> dict
         workdir, bundle, quant=quant, num_calibration=FLAGS.num_calibration,
         min_psnr=FLAGS.min_psnr,
     )  # fmt: skip
-    model = str(bundle / MODEL_FILE)
+    entry = metadata["models"][GENERATOR]
+    model = str(bundle / entry["file"])
     metrics = evaluate_bundle(str(bundle), data_config, per_class=FLAGS.per_class)
     return {
         "model": role,
@@ -81,31 +83,38 @@ def measure(role: str, workdir: str, quant: str, out: Path, data_config) -> dict
         "params": profile["params"],
         "macs": profile["macs"],
         "file_bytes": profile_files([model])[model],
-        "psnr_vs_jax_db": float(metadata["error"]["psnr_db"]),
+        "psnr_vs_jax_db": float(entry["error"][IMAGE]["psnr_db"]),
         **{key: metrics[key] for key in ("class_accuracy", "frechet_distance")},
         "judge": {k: metrics[k] for k in ("judge_heldout_accuracy", "real_frechet_distance")},
     }
 
 
+def generator_inputs(runner: TFLiteRunner) -> dict[str, np.ndarray]:
+    """One batch for a ``generator`` runner: ``z`` f32 ``[B, latent_dim]`` from ``N(0, I)``
+    (seed 0) and ``y`` f32 ``[B, num_classes]`` one-hot of class 0."""
+    batch, latent_dim = (int(d) for d in runner.inputs["z"]["shape"])
+    num_classes = int(runner.inputs["y"]["shape"][1])
+    z = np.random.default_rng(0).standard_normal((batch, latent_dim), dtype=np.float32)
+    y = np.zeros((batch, num_classes), np.float32)
+    y[:, 0] = 1.0
+    return {"z": z, "y": y}
+
+
 def median_latencies_ms(bundles: dict[str, str], rounds: int) -> dict[str, float]:
-    """Median per-image latency (ms, batch 1, 1 thread) of each bundle, timed round-robin."""
+    """Median per-image latency (ms, batch 1, 1 thread) of each bundle's generator, timed
+    round-robin on one input: ``z ~ N(0, I)`` (seed 0) and class 0 one-hot."""
     runners = {
-        key: TFLiteRunner(load_bundle(path).model_content, 1) for key, path in bundles.items()
+        key: TFLiteRunner.from_bundle(load_bundle(path), GENERATOR, 1)
+        for key, path in bundles.items()
     }
-    inputs = {
-        key: (
-            np.random.default_rng(0).standard_normal((1, r.latent_dim), dtype=np.float32),
-            np.eye(r.num_classes, dtype=np.float32)[:1],
-        )
-        for key, r in runners.items()
-    }
+    inputs = {key: generator_inputs(runner) for key, runner in runners.items()}
     times: dict[str, list[float]] = {key: [] for key in runners}
     for _ in range(rounds):
         for key, runner in runners.items():
-            runner.invoke(*inputs[key])  # warm-up after switching models
+            runner.invoke(**inputs[key])  # warm-up after switching models
             for _ in range(INVOKES_PER_ROUND):
                 start = time.perf_counter()
-                runner.invoke(*inputs[key])
+                runner.invoke(**inputs[key])
                 times[key].append((time.perf_counter() - start) * 1e3)
     return {key: float(np.median(values)) for key, values in times.items()}
 
