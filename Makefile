@@ -14,7 +14,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) launch/demo.py --workdir=$(DEMO)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo.py --workdir=$(DEMO)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -9,8 +9,7 @@ INT8 bundle), ``WORKDIR/report.md`` and ``WORKDIR/report.json``.
 
 import os
 
-import jax
-from absl import flags, logging
+from absl import flags
 from ml_collections import config_flags
 
 from lwgen import cli
@@ -29,7 +28,6 @@ _PER_CLASS = flags.DEFINE_integer("per_class", 100, "Generated samples per class
 
 
 def main() -> None:
-    logging.info("devices: %d (%s)", jax.device_count(), jax.devices()[0].platform)
     pi_script = os.path.join(ROOT, "export", "pi_infer.py")
     report = run_demo(_CONFIG.value, _WORKDIR.value, pi_script, _PER_CLASS.value)
     print(format_report(report))

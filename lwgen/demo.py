@@ -19,12 +19,13 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from lwgen.console import log_to_file
 from lwgen.eval.evaluate import evaluate_bundle, evaluate_workdir
 from lwgen.eval.judge import load_or_train_judge
 from lwgen.eval.metrics import class_accuracy
 from lwgen.export.bundle import export_workdir
 from lwgen.io import atomic_write_json, atomic_write_text
-from lwgen.train.loop import train
+from lwgen.train.loop import LOG_FILE, train
 
 _BENCHMARK_LINE = re.compile(r"median ([0-9.]+) ms/image, p90 ([0-9.]+) ms/image")
 
@@ -129,6 +130,11 @@ def run_demo(
       ValueError, FileNotFoundError, FloatingPointError: from training, evaluation or export.
       LwgenError: from training, evaluation or export (a bad config, a missing file, divergence).
     """
+    with log_to_file(os.path.join(workdir, LOG_FILE)):
+        return _run_demo(config, workdir, pi_script, per_class)
+
+
+def _run_demo(config, workdir, pi_script, per_class) -> dict[str, Any]:
     import jax
 
     start = time.perf_counter()
