@@ -61,10 +61,13 @@ def compile_step(trainer: Trainer, mesh: jax.sharding.Mesh):
     return jax.jit(mapped, donate_argnums=0)
 
 
-def process_slice(batch_size: int) -> slice:
-    """The rows of a global batch that this process feeds (equal contiguous parts)."""
-    local = batch_size // jax.process_count()
-    return slice(jax.process_index() * local, (jax.process_index() + 1) * local)
+def process_rows(mesh: jax.sharding.Mesh, batch_size: int) -> np.ndarray:
+    """The rows of a global batch that this process feeds: those of the ``P("batch")`` shards
+    on its devices, in order (where ``jax.make_array_from_process_local_data`` places them; a
+    mesh need not give each host a contiguous block)."""
+    shards = NamedSharding(mesh, P(AXIS)).addressable_devices_indices_map((batch_size,))
+    spans = sorted({index[0].indices(batch_size)[:2] for index in shards.values()})
+    return np.concatenate([np.arange(start, stop) for start, stop in spans])
 
 
 def global_batch(
@@ -97,24 +100,27 @@ def _echo_to_stderr() -> bool:
 
 
 @contextlib.contextmanager
-def log_to_workdir(workdir: str) -> Iterator[None]:
+def log_to_workdir(workdir: str, chief: bool = True) -> Iterator[None]:
     """While the body runs, INFO and above of every logger (absl, orbax, lwgen) goes to
-    ``WORKDIR/train.log`` and only warnings reach stderr (unless ``--alsologtostderr``)."""
-    handler = logging.FileHandler(os.path.join(workdir, LOG_FILE))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ``WORKDIR/train.log`` (from the chief process only) and only warnings reach stderr (unless
+    ``--alsologtostderr``)."""
     root = logging.getLogger()
     consoles = [*root.handlers, absl_logging.get_absl_handler()]
     saved = root.level, [h.level for h in consoles]
     if not _echo_to_stderr():
         for console in consoles:
             console.setLevel(max(console.level, logging.WARNING))
-    root.addHandler(handler)
+    handler = logging.FileHandler(os.path.join(workdir, LOG_FILE)) if chief else None
+    if handler:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
         yield
     finally:
-        root.removeHandler(handler)
-        handler.close()
+        if handler:
+            root.removeHandler(handler)
+            handler.close()
         root.setLevel(saved[0])
         for console, level in zip(consoles, saved[1], strict=True):
             console.setLevel(level)
@@ -144,7 +150,7 @@ def train(
     source = load_source(config.data, "train")
     chief = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
-    with log_to_workdir(workdir):
+    with log_to_workdir(workdir, chief):
         logging.info("devices: %d (%s)", jax.device_count(), jax.devices()[0].platform)
         if chief:
             checkpoint.write_config(workdir, config)
@@ -157,7 +163,7 @@ def _run(config, workdir, trainer, mesh, source, chief) -> TrainState:
     state = checkpoint.restore_state(manager, template) or template
     step_fn = compile_step(trainer, mesh)
     writer = metric_writers.create_default_writer(workdir, just_logging=not chief)
-    rows = process_slice(config.batch_size)
+    rows = process_rows(mesh, config.batch_size)
     start, tick = int(state.step), time.perf_counter()
     last_logged = start
     steps = range(start, config.num_train_steps)
