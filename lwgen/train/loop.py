@@ -10,25 +10,23 @@ the global array is assembled from the process-local parts; only process 0 write
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import jax
 import ml_collections
 import numpy as np
-from absl import flags as absl_flags
-from absl import logging as absl_logging
 from clu import metric_writers
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from lwgen import images as image_grid
+from lwgen.console import log_to_file
 from lwgen.data import check_batch_divisible, load_source
 from lwgen.errors import DivergedError
 from lwgen.families.registry import Trainer, get_family, make_trainer
@@ -93,39 +91,6 @@ def write_sample_grid(path: str, config: ml_collections.ConfigDict, variables) -
     image_grid.save_png(path, image_grid.make_grid(images, rows=rows))
 
 
-def _echo_to_stderr() -> bool:
-    """Whether the user asked absl for log lines on stderr (``--alsologtostderr``)."""
-    flags = absl_flags.FLAGS
-    return flags.is_parsed() and (flags.alsologtostderr or flags.logtostderr)
-
-
-@contextlib.contextmanager
-def log_to_workdir(workdir: str, chief: bool = True) -> Iterator[None]:
-    """While the body runs, INFO and above of every logger (absl, orbax, lwgen) goes to
-    ``WORKDIR/train.log`` (from the chief process only) and only warnings reach stderr (unless
-    ``--alsologtostderr``)."""
-    root = logging.getLogger()
-    consoles = [*root.handlers, absl_logging.get_absl_handler()]
-    saved = root.level, [h.level for h in consoles]
-    if not _echo_to_stderr():
-        for console in consoles:
-            console.setLevel(max(console.level, logging.WARNING))
-    handler = logging.FileHandler(os.path.join(workdir, LOG_FILE)) if chief else None
-    if handler:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        if handler:
-            root.removeHandler(handler)
-            handler.close()
-        root.setLevel(saved[0])
-        for console, level in zip(consoles, saved[1], strict=True):
-            console.setLevel(level)
-
-
 def train(
     config: ml_collections.ConfigDict, workdir: str, trainer: Trainer | None = None
 ) -> TrainState:
@@ -150,7 +115,7 @@ def train(
     source = load_source(config.data, "train")
     chief = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
-    with log_to_workdir(workdir, chief):
+    with log_to_file(os.path.join(workdir, LOG_FILE), write=chief):
         logging.info("devices: %d (%s)", jax.device_count(), jax.devices()[0].platform)
         if chief:
             checkpoint.write_config(workdir, config)
