@@ -58,8 +58,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     import tests.toy_family
     from lwgen.data import load_source, shard_batch
-    from lwgen.data import load_source, shard_batch
-from lwgen.families import registry
+    from lwgen.families import registry
     from lwgen.train.loop import compile_step
     from tests.tiny import family_config
 
