@@ -1,8 +1,4 @@
 """Model compression: magnitude pruning (``pruning``), channel pruning (``structured``), fake
-quantization for quantization-aware training (``fake_quant``), the training-setup switch for a
-config's ``compress`` group (``setup``) and compression fine-tuning of a workdir (``finetune``).
+quantization for quantization-aware training (``fake_quant``), the trainer switch for a config's
+``compress`` group (``setup``) and compression fine-tuning of a workdir (``finetune``).
 """
-
-from lwgen.compress.setup import apply_compression
-
-__all__ = ["apply_compression"]
