@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 class LwgenError(Exception):
-    """Base class of every user error; the message names the thing at fault and what was expected."""
+    """Base class of every user error; its message names the thing at fault and what was wanted."""
 
 
 class ConfigError(LwgenError, ValueError):

@@ -1,7 +1,5 @@
 """Data sources: the fixed digits split, deterministic batches, TFDS (mocked), folders, errors."""
 
-import ast
-import graphlib
 import os
 import subprocess
 import sys
@@ -17,6 +15,7 @@ from lwgen.data.digits import digits_images
 from lwgen.data.source import stratified_split
 from lwgen.errors import ConfigError, DataError, MissingFileError
 from tests.conftest import ROOT
+from tests.import_graph import module_graph
 
 
 def _data_config(source="digits", image_size=8, channels=1, **extra):
@@ -171,25 +170,7 @@ def test_shard_batch_on_four_devices():
     assert "ERROR: global batch size 6 is not divisible by the device count 4" in result.stdout
 
 
-def _data_imports(path, modules):
-    """The ``lwgen.data`` modules that the file at ``path`` imports anywhere, lazily included."""
-    found = set()
-    for node in ast.walk(ast.parse(open(path).read())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = {f"{node.module}.{alias.name}" for alias in node.names} & modules
-            found.update(names or {node.module})
-    return found & modules
-
-
-def test_imports_inside_lwgen_data_go_one_way():
-    folder = os.path.join(ROOT, "lwgen", "data")
-    files = {
-        "lwgen.data" if f == "__init__.py" else f"lwgen.data.{f[:-3]}": os.path.join(folder, f)
-        for f in os.listdir(folder)
-        if f.endswith(".py")
-    }
-    graph = {name: _data_imports(path, set(files)) - {name} for name, path in files.items()}
-    assert "lwgen.data" not in set().union(*graph.values())
-    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a cycle
+def test_lwgen_data_imports_not_its_own_package_facade():
+    graph = module_graph()
+    inside = [m for m in graph if m.startswith("lwgen.data.")]
+    assert inside and not any("lwgen.data" in graph[m] for m in inside)

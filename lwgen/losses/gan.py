@@ -11,7 +11,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-
 from lwgen.errors import ConfigError
 
 Aux = dict[str, jax.Array]
