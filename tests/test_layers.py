@@ -1,5 +1,7 @@
 """Tests for the shared blocks of lwgen/models/layers.py."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,16 +46,32 @@ def test_upsample_nearest_2x_gradient_is_not_a_scatter():
     assert "scatter" in jax.jit(jax.grad(lambda x: jnp.sum(_resize(x) ** 2))).lower(x).as_text()
 
 
-def test_resize_conv_block_is_the_resize_then_a_conv_in_value_and_gradient():
-    block = Upsample2x(features=3, mode="resize_conv")
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 5))
+def _block_and_reference(use_bias):
+    block = Upsample2x(features=3, mode="resize_conv", use_bias=use_bias)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 5, 6))
     variables = block.init(jax.random.PRNGKey(1), x)
-    conv = nn.Conv(3, (3, 3), padding="SAME")
+    conv = nn.Conv(3, (3, 3), padding="SAME", use_bias=use_bias)
 
     def reference(variables, x):
         return conv.apply({"params": variables["params"]["Conv_0"]}, _resize(x))
 
+    return block, variables, x, reference
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_resize_conv_block_in_inference_is_the_resize_then_a_conv(use_bias):
+    block, variables, x, reference = _block_and_reference(use_bias)
+    assert jax.tree.map(jnp.shape, variables["params"]) == {
+        "Conv_0": {"kernel": (3, 3, 6, 3), **({"bias": (3,)} if use_bias else {})}
+    }
     np.testing.assert_array_equal(block.apply(variables, x), reference(variables, x))
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_resize_conv_block_in_training_matches_the_resize_then_a_conv(use_bias):
+    block, variables, x, reference = _block_and_reference(use_bias)
+    train = functools.partial(block.apply, train=True)
+    np.testing.assert_allclose(train(variables, x), reference(variables, x), rtol=1e-5, atol=1e-5)
 
     def gradient(apply):
         def loss(v, x):
@@ -61,5 +79,18 @@ def test_resize_conv_block_is_the_resize_then_a_conv_in_value_and_gradient():
 
         return jax.jit(jax.grad(loss, argnums=(0, 1)))(variables, x)
 
-    ours, theirs = gradient(block.apply), gradient(reference)
+    ours, theirs = gradient(train), gradient(reference)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), ours, theirs)
+
+
+def test_resize_conv_block_trains_without_the_upsampled_tensor_or_a_scatter():
+    block, variables, x, _ = _block_and_reference(True)
+    upsampled = "tensor<2x8x10x6xf32>"  # the input of the plain conv
+
+    def gradient_hlo(train):
+        grad = jax.grad(lambda v: jnp.sum(block.apply(v, x, train=train) ** 2))
+        return jax.jit(grad).lower(variables).as_text()
+
+    assert upsampled in gradient_hlo(train=False)
+    hlo = gradient_hlo(train=True)
+    assert "scatter" not in hlo and "gather" not in hlo and upsampled not in hlo

@@ -97,7 +97,9 @@ class Generator(nn.Module):
         Args:
           z: float32 ``[B, latent_dim]``, usually ``N(0, I)``.
           y: float32 ``[B, num_classes]`` one-hot class.
-          train: batch statistics (True) or running averages (False) in BatchNorm.
+          train: batch statistics (True) or running averages (False) in BatchNorm; in training a
+            ``"resize_conv"`` block runs as the equivalent sub-pixel convolution (see
+            ``Upsample2x``).
 
         Returns:
           float32 ``[B, H, W, C]`` NHWC images in ``[-1, 1]``.
@@ -117,9 +119,9 @@ class Generator(nn.Module):
         h = h.reshape(h.shape[0], 4, 4, widths[0])
         h = nn.relu(self._norm(h, train, "project_bn"))
         for i, width in enumerate(widths[1:], start=1):
-            h = Upsample2x(width, self.upsample, use_bias=False, name=f"up{i}")(h)
+            h = Upsample2x(width, self.upsample, use_bias=False, name=f"up{i}")(h, train)
             h = nn.relu(self._norm(h, train, f"up{i}_bn"))
-        h = Upsample2x(self.image_shape[-1], self.upsample, name="to_image")(h)
+        h = Upsample2x(self.image_shape[-1], self.upsample, name="to_image")(h, train)
         return jnp.tanh(h)
 
 

@@ -5,17 +5,21 @@ Edge TPU differ per op (see `shared/DESIGN.md`, "Measured facts"):
 
 * ``"transpose"``   – stride-2 ``nn.ConvTranspose`` (exports as TRANSPOSE_CONV);
 * ``"resize_conv"`` – nearest-neighbour 2× resize then a 3×3 conv (RESIZE_NEAREST_NEIGHBOR +
-  CONV_2D; Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"); the resize is
-  `upsample_nearest_2x`, whose derivative rule avoids XLA CPU's slow gradient of the resize;
+  CONV_2D; Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"); in training it runs
+  as the equivalent sub-pixel convolution (same parameters, same exported graph);
 * ``"subpixel"``    – 3×3 conv to 4× channels then depth-to-space (Shi et al. 2016,
   "Real-Time Single Image and Video Super-Resolution Using an Efficient Sub-Pixel CNN").
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
+from jax import lax
 
 UPSAMPLE_MODES = ("transpose", "resize_conv", "subpixel")
 
@@ -68,6 +72,55 @@ def _upsample_nearest_2x_jvp(primals, tangents):
     return upsample_nearest_2x(x), t_out.reshape(b, 2 * h, 2 * w, c)
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+# _PHASE_TAPS[p, u, i] = 1 where tap i of a 3×3 kernel, applied to a nearest-upsampled image at
+# output row 2r + p, reads input row r - 1 + p + u: phase 0 reads rows (r-1, r, r), phase 1 reads
+# (r, r, r+1). The same holds for columns.
+_PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], np.float32)
+
+
+def _subpixel_resize_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """``conv3x3(upsample_nearest_2x(x))`` computed at the input resolution.
+
+    Output pixel ``(2r + p, 2s + q)`` of a 3×3 "SAME" convolution of the upsampled image reads
+    only the 2×2 input pixels ``r - 1 + p .. r + p`` × ``s - 1 + q .. s + q``, with the 3×3 taps
+    that land on the same input pixel summed (``_PHASE_TAPS``). So one 2×2 "VALID" convolution of
+    ``x`` padded by one pixel, with ``4 · C_out`` outputs (one per phase ``(p, q)``), gives every
+    output pixel; the phases are then interleaved. This is the sub-pixel form of a resize-conv
+    (Shi et al. 2016, §2.2; Odena et al. 2016): 16·(H+1)(W+1) instead of 36·HW multiplies per
+    input and output channel, and no upsampled tensor. Explicit padding and a "VALID" conv keep
+    XLA CPU's kernel gradient on its fast convolution path.
+
+    Args:
+      x: float ``[B, H, W, C_in]``.
+      kernel: ``[3, 3, C_in, C_out]`` (HWIO).
+
+    Returns:
+      ``[B, 2H, 2W, C_out]``, equal to the resize then conv up to float rounding.
+    """
+    b, h, w, c = x.shape
+    out = kernel.shape[-1]
+    phase_kernel = jnp.einsum("pui,qvj,ijco->uvcpqo", _PHASE_TAPS, _PHASE_TAPS, kernel)
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    z = lax.conv_general_dilated(
+        padded, phase_kernel.reshape(2, 2, c, 4 * out), (1, 1), "VALID", dimension_numbers=_NHWC
+    ).reshape(b, h + 1, w + 1, 2, 2, out)
+    rows = [jnp.stack([z[:, p : p + h, q : q + w, p, q] for q in (0, 1)], axis=3) for p in (0, 1)]
+    return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, out)
+
+
+def _subpixel_conv_general_dilated(x, kernel, window_strides, padding, **unused) -> jax.Array:
+    """`_subpixel_resize_conv` with the call signature of ``lax.conv_general_dilated`` that
+    ``nn.Conv`` uses: an ``nn.Conv((3, 3), padding="SAME")`` built with it upsamples its input
+    first, with the parameters of the plain conv."""
+    if tuple(window_strides) != (1, 1) or padding != "SAME" or kernel.shape[:2] != (3, 3):
+        raise ValueError(
+            f"resize-conv needs a 3x3 'SAME' stride-1 conv, got kernel {kernel.shape}, "
+            f"strides {window_strides}, padding {padding!r}"
+        )
+    return _subpixel_resize_conv(x, kernel)
+
+
 def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
     """Rearranges ``[B, H, W, C*block²]`` into ``[B, H*block, W*block, C]`` (pixel shuffle)."""
     b, h, w, c = x.shape
@@ -91,15 +144,26 @@ class Upsample2x(nn.Module):
     use_bias: bool = True
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps float32 ``[B, H, W, C]`` to ``[B, 2H, 2W, features]``."""
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Maps float32 ``[B, H, W, C]`` to ``[B, 2H, 2W, features]``.
+
+        With ``train``, a ``"resize_conv"`` block computes its convolution in the sub-pixel form
+        (`_subpixel_resize_conv`: the same parameters and values up to float rounding, about
+        half the work and much faster to differentiate on XLA CPU); otherwise it is the literal
+        resize then conv that export turns into RESIZE_NEAREST_NEIGHBOR + CONV_2D and that
+        profiles count.
+        """
         if self.mode == "transpose":
             return nn.ConvTranspose(
                 self.features, (4, 4), strides=(2, 2), padding="SAME", use_bias=self.use_bias
             )(x)
         if self.mode == "resize_conv":
-            x = upsample_nearest_2x(x)
-            return nn.Conv(self.features, (3, 3), padding="SAME", use_bias=self.use_bias)(x)
+            conv = functools.partial(
+                nn.Conv, self.features, (3, 3), padding="SAME", use_bias=self.use_bias
+            )
+            if train:
+                return conv(conv_general_dilated=_subpixel_conv_general_dilated)(x)
+            return conv()(upsample_nearest_2x(x))
         if self.mode == "subpixel":
             x = nn.Conv(self.features * 4, (3, 3), padding="SAME", use_bias=self.use_bias)(x)
             return depth_to_space(x, 2)
