@@ -4,6 +4,7 @@ samples, evaluates and exports through the generic core; lookups fail clearly.""
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -27,8 +28,10 @@ def test_toy_family_trains_samples_evaluates_and_exports_through_the_core(tmp_pa
     workdir, bundle_dir = tmp_path / "toy", tmp_path / "toy_int8"
     config = toy_config(num_train_steps=40)
     config.train.sample_every = 40
-    train(config, str(workdir))
+    state = train(config, str(workdir))
     assert (workdir / "samples" / "step_000040.png").is_file()
+    assert set(state.networks) == {"net"} and set(state.ema) == {"net"} and not state.extras
+    assert "features" not in str(jax.tree_util.tree_structure(state)), "frozen nets stay out"
     metrics = evaluate_workdir(str(workdir))
     noisy_mse = 0.25  # sigma² of the input noise: a trained denoiser must beat the identity
     assert metrics["step"] == 40 and metrics["mse"] < noisy_mse

@@ -2,7 +2,9 @@
 
 It proves that a family plugs into the core (loop, checkpoints, evaluation driver, exporter,
 bundle) through ``lwgen.families.registry.register`` alone. Step: ``x_noisy = x + sigma · eps``,
-loss ``|| net(x_noisy) - x ||²`` (a denoising autoencoder, Vincent et al. 2008), EMA of ``net``.
+loss ``|| net(x_noisy) - x ||² + || phi(net(x_noisy)) - phi(x) ||²`` (a denoising autoencoder,
+Vincent et al. 2008, with a feature term through a frozen network ``phi``: a fixed random conv
+standing in for a pretrained extractor, held in ``Trainer.frozen``), EMA of ``net``.
 Importing this module registers the family ``"toy"``; subprocess tests import it too.
 """
 
@@ -28,6 +30,7 @@ from lwgen.train.state import create_train_state
 from lwgen.train.steps import pmean_metrics, sample_keys, update_ema, update_network
 
 NET = "net"
+FEATURES = "features"
 SIGMA = 0.5
 
 
@@ -96,6 +99,14 @@ def denoise_step(state, batch, *, trainer, ema_decay):
     ), pmean_metrics({"loss": loss})
 
 
+FROZEN_MODULE = nn.Conv(8, (3, 3))
+
+
+def frozen_features(shape) -> dict:
+    """The frozen network's variables (a seeded random conv; a real family loads weights)."""
+    return FROZEN_MODULE.init(jax.random.PRNGKey(123), jnp.zeros((1, *shape)))
+
+
 def make_trainer(config) -> Trainer:
     module = Denoiser(config.model.width)
     return Trainer(
@@ -105,6 +116,7 @@ def make_trainer(config) -> Trainer:
         init=functools.partial(_init, shape=_shape(config), seed=config.seed),
         step=functools.partial(denoise_step, ema_decay=config.optim.ema_decay),
         inference_variables=lambda state: {NET: {"params": state.ema[NET]}},
+        frozen={FEATURES: frozen_features(_shape(config))},
     )
 
 

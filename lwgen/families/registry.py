@@ -73,6 +73,11 @@ class Trainer:
         exported (checkpointed as its own item so it restores without the optimizer setup).
       example_inputs: per network, ``(num, seed) -> (args, kwargs)`` of an inference-mode call
         on ``num`` inputs drawn as in use (compression calibrates and traces with them).
+      frozen: variables of frozen pretrained networks by name (a feature extractor, a text
+        encoder), loaded by the family from their verified files. They are never trained, never
+        in the `TrainState` and never checkpointed; the loop passes them to the jitted step as
+        replicated arrays (not as constants baked into the program), and the step reads them
+        from ``trainer.frozen``.
       init_hooks: applied in order to the state ``init`` returns (e.g. QAT range calibration).
     """
 
@@ -85,6 +90,7 @@ class Trainer:
     example_inputs: Mapping[str, Callable[[int, int], tuple[tuple, dict]]] = dataclasses.field(
         default_factory=dict
     )
+    frozen: Mapping[str, PyTree] = dataclasses.field(default_factory=dict)
     init_hooks: tuple[Callable[[Any], Any], ...] = ()
 
     def init_state(self) -> Any:

@@ -10,6 +10,7 @@ the global array is assembled from the process-local parts; only process 0 write
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -49,14 +50,25 @@ def check_finite(metrics: Mapping[str, float], step: int, last_good: int | None,
 
 
 def compile_step(trainer: Trainer, mesh: jax.sharding.Mesh):
-    """``jit(shard_map(trainer.step))`` with the state replicated and the batch sharded."""
-    step = functools.partial(trainer.step, trainer=trainer)
+    """``jit(shard_map(trainer.step))`` with the state replicated and the batch sharded.
+
+    Returns:
+      ``step(state, batch) -> (state, metrics)``; the trainer's frozen networks are placed on
+      the mesh once, replicated, and passed to every call as arguments.
+    """
+
+    def per_device(state, batch, frozen):
+        bound = dataclasses.replace(trainer, frozen=frozen)
+        return trainer.step(state, batch, trainer=bound)
+
     # check_vma=False keeps pmap semantics: gradients of replicated params are per-device until
     # the step's explicit lax.pmean (with VMA checking, grad would already psum them).
     mapped = jax.shard_map(
-        step, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()), check_vma=False
+        per_device, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()), check_vma=False
     )
-    return jax.jit(mapped, donate_argnums=0)
+    step = jax.jit(mapped, donate_argnums=0)
+    frozen = jax.device_put(dict(trainer.frozen), NamedSharding(mesh, P()))
+    return lambda state, batch: step(state, batch, frozen)
 
 
 def process_rows(mesh: jax.sharding.Mesh, batch_size: int) -> np.ndarray:
