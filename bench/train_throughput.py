@@ -14,12 +14,19 @@ process may run on). After warm-up (lwgen: compile and one step; PyTorch: two st
 processes hits both alike; the table gives each side's best round (the one least slowed by other
 processes) in images/s and their ratio, the JSON also every round. The parameter counts of G and D
 are asserted equal between the two.
+
+Run it on an otherwise idle machine: PyTorch's OpenMP threads wait for each other at every op, so
+one busy core slows PyTorch several times more than XLA (on 2 cores, one other process took the
+twin from about 900 to under 160 images/s at batch 64 and lwgen only from 870 to 750). The JSON
+records how many cores other processes kept busy meanwhile (from ``/proc/stat``, Linux), and a
+warning is printed when that exceeds ``IDLE_OTHERS_CORES``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import resource
 import time
 from collections.abc import Callable
 
@@ -58,6 +65,7 @@ _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds per framework and sett
 _OUT = flags.DEFINE_string("out", "train_throughput.json", "JSON output path.")
 
 Runner = Callable[[int], None]
+IDLE_OTHERS_CORES = 0.1  # CPU use by other processes that makes the PyTorch timings unreliable
 
 
 def num_params(tree) -> int:
@@ -196,12 +204,33 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def _cpu_seconds() -> tuple[float, float, float | None]:
+    """``(wall, this process's CPU, whole machine's busy CPU)`` seconds; the last is None where
+    ``/proc/stat`` is missing."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _, _, irq, softirq, steal = map(int, f.readline().split()[1:9])
+        machine = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except FileNotFoundError:
+        machine = None
+    return time.perf_counter(), usage.ru_utime + usage.ru_stime, machine
+
+
+def _others_cores(start: tuple, end: tuple) -> float | None:
+    """Average cores kept busy by other processes between two `_cpu_seconds` readings."""
+    if start[2] is None or end[2] is None:
+        return None
+    return max(0.0, (end[2] - start[2]) - (end[1] - start[1])) / (end[0] - start[0])
+
+
 def main() -> None:
     config = _CONFIG.value
     threads = len(os.sched_getaffinity(0))
     if HAS_TORCH:
         torch.set_num_threads(threads)
     modes = _UPSAMPLE.value or [config.model.generator.upsample]
+    start = _cpu_seconds()
     rows = [
         measure(config, mode, int(batch_size), _STEPS.value, _ROUNDS.value)
         for batch_size in _BATCH_SIZES.value
@@ -214,9 +243,16 @@ def main() -> None:
         "jax": jax.__version__,
         "torch": torch.__version__ if HAS_TORCH else None,
         "steps_per_round": _STEPS.value,
+        "other_processes_cores": _others_cores(start, _cpu_seconds()),
         "rows": rows,
     }
     print_table(rows)
+    others = result["other_processes_cores"]
+    if others is not None and others > IDLE_OTHERS_CORES:
+        print(
+            f"warning: other processes kept {others:.2f} cores busy during the run; the PyTorch "
+            "column suffers from them far more than lwgen's (run on an idle machine)"
+        )
     atomic_write_json(_OUT.value, result)
     print(f"wrote {_OUT.value}")
 
