@@ -16,8 +16,8 @@ processes) in images/s and their ratio, the JSON also every round. The parameter
 are asserted equal between the two.
 
 Run it on an otherwise idle machine: PyTorch's OpenMP threads wait for each other at every op, so
-one busy core slows PyTorch several times more than XLA (on 2 cores, one other process took the
-twin from about 900 to under 160 images/s at batch 64 and lwgen only from 870 to 750). The JSON
+one busy core slows PyTorch several times more than XLA (on 2 cores, other processes took the
+twin from about 900 to 50–160 images/s at batch 64, and lwgen from about 870 to 500–740). The JSON
 records how many cores other processes kept busy meanwhile (from ``/proc/stat``, Linux), and a
 warning is printed when that exceeds ``IDLE_OTHERS_CORES``.
 """
