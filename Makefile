@@ -23,6 +23,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow tests
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"  # the PyTorch twin of train_throughput.py
 	$(PY) bench/edge_latency.py --workdir=$(DEMO) --out=$(DEMO)/bench_edge_latency.json
 	$(PY) bench/train_throughput.py --out=$(DEMO)/bench_train_throughput.json
 
