@@ -1,7 +1,6 @@
 """Tests for the TinyGAN workflow: the distillation objective, its configs and an end-to-end
 miniature (tiny teacher → make_distill_set → student training → INT8 export → pi_infer)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+import lwgen
 from lwgen.data import load_source, shard_batch
 from lwgen.data.distill_set import DistillSource, write_distill_set
 from lwgen.families.objectives import DistillationObjective, distill_config
@@ -22,34 +22,20 @@ from lwgen.models.dcgan import Generator
 from lwgen.train.config import validate_config
 from lwgen.train.loop import compile_step, train
 from lwgen.train.steps import AXIS
-from tests.tiny import tiny_gan_config
+from tests.tiny import tiny_gan_config, tiny_student_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SET_SIZE = 48
 
 
 def load_config(name: str) -> ml_collections.ConfigDict:
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return lwgen.load_config(os.path.join(REPO, "configs", name))
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, timeout=600, cwd=REPO
     )
-
-
-def student_config(set_dir: str, num_train_steps: int = 3, **weights) -> ml_collections.ConfigDict:
-    """The tiny test GAN as a TinyGAN student (base width 2) of a tiny teacher's set."""
-    config = tiny_gan_config(num_train_steps)
-    config.model.family = "tinygan"
-    config.model.generator.base_width = 2
-    config.data.update(source="distill", path=set_dir)
-    config.data.real_source = "digits"
-    config.distill = distill_config(**weights)
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +106,7 @@ def test_objective_without_real_data_uses_the_batch_as_is():
     ],
 )
 def test_bad_student_configs_are_rejected(change, match):
-    config = student_config("unused", real_adv=0.1)
+    config = tiny_student_config("unused", 3, real_adv=0.1)
     change(config)
     with pytest.raises(ValueError, match=match):
         validate_config(config)
@@ -183,7 +169,7 @@ def test_cifar10_config_reads_a_set_and_mock_cifar10(tmp_path):
 
 
 def test_student_steps_reduce_the_pixel_loss_on_a_fixed_batch(distill_set):
-    config = student_config(distill_set, pixel=1.0, adv=0.0, feat=0.0, d_real_adv=0.1)
+    config = tiny_student_config(distill_set, 3, pixel=1.0, adv=0.0, feat=0.0, d_real_adv=0.1)
     config.optim.g_lr = 1e-2
     trainer = make_trainer(config)
     mesh = jax.make_mesh((1,), (AXIS,))
@@ -198,7 +184,7 @@ def test_student_steps_reduce_the_pixel_loss_on_a_fixed_batch(distill_set):
 
 def test_end_to_end_student_exports_and_runs_on_litert(distill_set, tmp_path):
     workdir, bundle, grid = tmp_path / "student", tmp_path / "bundle", tmp_path / "grid.png"
-    config = student_config(distill_set, real_adv=0.1, d_real_adv=0.1)
+    config = tiny_student_config(distill_set, 3, real_adv=0.1, d_real_adv=0.1)
     state = train(config, str(workdir))
     assert int(state.step) == 3 and (workdir / "samples" / "step_000003.png").is_file()
     export = run_tool(

@@ -39,14 +39,15 @@ def tiny_distill_set(out_dir: str) -> str:
     return out_dir
 
 
-def tiny_student_config(set_dir: str, num_train_steps: int = 4):
-    """The tiny GAN as a TinyGAN student (base width 2) of ``set_dir``, with the real digits."""
+def tiny_student_config(set_dir: str, num_train_steps: int = 4, **weights):
+    """The tiny GAN as a TinyGAN student (base width 2) of ``set_dir``, with the real digits;
+    ``weights`` are the ``distill`` loss weights (default: real-data terms at 0.1)."""
     config = tiny_gan_config(num_train_steps)
     config.model.family = "tinygan"
     config.model.generator.base_width = 2
     config.data.update(source="distill", path=set_dir)
     config.data.real_source = "digits"
-    config.distill = distill_config(real_adv=0.1, d_real_adv=0.1)
+    config.distill = distill_config(**(weights or {"real_adv": 0.1, "d_real_adv": 0.1}))
     return config
 
 

@@ -101,10 +101,7 @@ def initial_state(
         collections = {**net.collections, **{k: v for k, v in start.items() if k != "params"}}
         networks[name] = NetworkState(params, collections, trainer.optimizers[name].init(params))
     ema = {name: jax.tree.map(jnp.copy, networks[name].params) for name in fresh.ema}
-    state = fresh.replace(networks=networks, ema=ema)
-    for hook in trainer.init_hooks:
-        state = hook(state)
-    return state
+    return trainer.apply_init_hooks(fresh.replace(networks=networks, ema=ema))
 
 
 def _check_resumable(out_workdir: str, config: ml_collections.ConfigDict) -> None:

@@ -218,8 +218,8 @@ def make_trainer(config: ml_collections.ConfigDict, objective: Objective) -> Tra
 
 def _example_inputs(generator: Generator, num: int, seed: int) -> tuple[tuple, dict]:
     """``((z, y), {"train": False})``: ``num`` prior samples with classes cycled."""
-    labels = cycled_labels(num, generator.num_classes)
-    return prior_inputs(generator.latent_dim, generator.num_classes, labels, seed), {"train": False}
+    inputs = _sample_inputs(generator, num, seed, stream=0)
+    return (inputs["z"], inputs["y"]), {"train": False}
 
 
 def inference_shapes(config: ml_collections.ConfigDict) -> dict[str, Any]:

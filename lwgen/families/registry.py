@@ -95,7 +95,11 @@ class Trainer:
 
     def init_state(self) -> Any:
         """The step-0 train state (also the structure checkpoints restore into)."""
-        state = self.init(self)
+        return self.apply_init_hooks(self.init(self))
+
+    def apply_init_hooks(self, state: Any) -> Any:
+        """``state`` passed through ``init_hooks`` in order (for a step-0 state built otherwise,
+        e.g. from a trained workdir's weights)."""
         for hook in self.init_hooks:
             state = hook(state)
         return state

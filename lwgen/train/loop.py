@@ -11,7 +11,6 @@ the global array is assembled from the process-local parts; only process 0 write
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import os
