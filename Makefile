@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: demo test test-slow bench lint clean pi-check
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"  # the PyTorch twin of train_throughput.py
 	$(PY) bench/edge_latency.py --workdir=$(DEMO) --out=$(DEMO)/bench_edge_latency.json
 	$(PY) bench/train_throughput.py --out=$(DEMO)/bench_train_throughput.json
+
+# Runs export/pi_infer.py on BUNDLE under emulated Pi 4 and Pi 5 CPUs and compares with x86.
+BUNDLE ?= $(DEMO)/bundle_int8
+PI_CACHE ?= $(HOME)/.cache/lwgen/pi-sysroot
+pi-check: $(STAMP)
+	@test -e $(BUNDLE) || test "$(origin BUNDLE)" != file || \
+		{ echo "pi-check: no bundle at $(BUNDLE): run \`make demo\` first (or pass BUNDLE=DIR)" >&2; exit 2; }
+	$(PY) export/pi_check.py --bundle=$(BUNDLE) --cache=$(PI_CACHE)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check lwgen launch export bench configs tests
