@@ -4,14 +4,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
+# The `fashion_mnist_idx` source's folder; targets that train on it depend on `fashion-mnist` and
+# pass --config.data.data_dir=$(FASHION_MNIST_DIR).
+FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-slow bench lint clean pi-check
+.PHONY: demo test test-slow bench lint clean pi-check fashion-mnist
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
+
+# Installs the Debian package dataset-fashion-mnist if the files are missing and apt-get is usable;
+# otherwise stops with one line saying how.
+fashion-mnist:
+	@sh launch/ensure_fashion_mnist.sh $(FASHION_MNIST_DIR)
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo.py --workdir=$(DEMO)

@@ -1,5 +1,7 @@
-"""Data sources: the fixed digits split, deterministic batches, TFDS (mocked), folders, errors."""
+"""Data sources: the fixed digits split, deterministic batches, TFDS (mocked), folders, IDX files,
+errors."""
 
+import gzip
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from PIL import Image
 
 from lwgen.data import LOADERS, check_batch_divisible, load_source
 from lwgen.data.digits import digits_images
+from lwgen.data.idx import CLASS_NAMES, DEFAULT_DIR, FILES, read_fashion_mnist
 from lwgen.data.source import stratified_split
 from lwgen.errors import ConfigError, DataError, MissingFileError
 from tests.conftest import ROOT
@@ -133,12 +136,130 @@ def test_folder_source_missing_path_is_clear(tmp_path):
         load_source(config, "train")
 
 
+def _write_idx(path, values, magic=None, cut=None):
+    """Writes uint8 ``values`` as a gzipped IDX file; ``magic`` overrides the 4 magic bytes and
+    ``cut`` keeps only that many bytes of the uncompressed file."""
+    values = np.asarray(values, np.uint8)
+    header = magic if magic is not None else bytes([0, 0, 0x08, values.ndim])
+    raw = header + np.asarray(values.shape, ">u4").tobytes() + values.tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(raw[:cut])
+
+
+def _write_fashion_dir(root, num_train=12, num_test=5):
+    """Four made IDX files in ``root``; returns ``{split: (images [N, 28, 28], labels [N])}``."""
+    rng = np.random.default_rng(0)
+    made = {}
+    for split, num in (("train", num_train), ("heldout", num_test)):
+        images = rng.integers(0, 256, (num, 28, 28), dtype=np.uint8)
+        labels = np.arange(num) % 10
+        images_name, labels_name = FILES[split]
+        _write_idx(root / images_name, images)
+        _write_idx(root / labels_name, labels)
+        made[split] = images, labels
+    return made
+
+
+def _idx_config(root, image_size=28, channels=1):
+    config = _data_config("fashion_mnist_idx", image_size, channels)
+    config.data_dir = str(root)
+    return config
+
+
+def test_idx_source_reads_made_files(tmp_path):
+    made = _write_fashion_dir(tmp_path)
+    for split, (images, labels) in made.items():
+        source = load_source(_idx_config(tmp_path), split)
+        np.testing.assert_array_equal(source.images, images[..., None])
+        np.testing.assert_array_equal(source.labels, labels)
+        assert source.labels.dtype == np.int32
+        assert source.num_classes == 10 and list(source.class_names) == list(CLASS_NAMES)
+    resized = load_source(_idx_config(tmp_path, image_size=32, channels=3), "train")
+    assert resized.images.shape == (12, 32, 32, 3) and resized.images.dtype == np.uint8
+    np.testing.assert_array_equal(resized.labels, made["train"][1])
+
+
+@pytest.mark.parametrize(
+    "magic",
+    [bytes([0, 0, 0x0D, 3]), bytes([0, 0, 0x08, 2]), bytes([1, 0, 0x08, 3])],
+    ids=["float_type", "two_dims", "nonzero_prefix"],
+)
+def test_idx_bad_magic_names_the_file(tmp_path, magic):
+    _write_fashion_dir(tmp_path)
+    name = FILES["train"][0]
+    _write_idx(tmp_path / name, np.zeros((12, 28, 28)), magic=magic)
+    with pytest.raises(DataError, match=f"{name} has magic number 0x{magic.hex()}"):
+        load_source(_idx_config(tmp_path), "train")
+
+
+def test_idx_truncated_files_are_data_errors(tmp_path):
+    _write_fashion_dir(tmp_path)
+    images_name, labels_name = FILES["heldout"]
+    _write_idx(tmp_path / images_name, np.zeros((5, 28, 28)), cut=16 + 4 * 28 * 28)
+    with pytest.raises(DataError, match=f"{images_name} holds 3136 values, its header"):
+        load_source(_idx_config(tmp_path), "heldout")
+    _write_idx(tmp_path / images_name, np.zeros((5, 28, 28)), cut=10)
+    with pytest.raises(DataError, match=f"{images_name} is truncated"):
+        load_source(_idx_config(tmp_path), "heldout")
+    _write_fashion_dir(tmp_path)
+    compressed = (tmp_path / labels_name).read_bytes()
+    (tmp_path / labels_name).write_bytes(compressed[: len(compressed) // 2])
+    with pytest.raises(DataError, match=f"cannot decompress IDX file .*{labels_name}"):
+        load_source(_idx_config(tmp_path), "heldout")
+
+
+def test_idx_image_and_label_counts_must_agree(tmp_path):
+    _write_fashion_dir(tmp_path)
+    _write_idx(tmp_path / FILES["train"][1], np.zeros(11))
+    with pytest.raises(DataError, match="holds 12 images but .* 11 labels"):
+        load_source(_idx_config(tmp_path), "train")
+
+
+def test_idx_missing_folder_or_file_says_how_to_install(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(MissingFileError, match=f"{missing} does not exist.*apt-get install "):
+        load_source(_idx_config(missing), "train")
+    _write_fashion_dir(tmp_path)
+    os.remove(tmp_path / FILES["heldout"][1])
+    with pytest.raises(MissingFileError, match=f"{FILES['heldout'][1]} does not exist"):
+        load_source(_idx_config(tmp_path), "heldout")
+
+
+def test_ensure_script_passes_a_full_folder_and_says_how_to_install(tmp_path):
+    _write_fashion_dir(tmp_path)
+    script = os.path.join(ROOT, "launch", "ensure_fashion_mnist.sh")
+    ok = subprocess.run(["sh", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout == ok.stderr == ""
+    os.remove(tmp_path / FILES["train"][0])  # a non-default folder is never apt-installed into
+    bad = subprocess.run(["sh", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert f"not all in {tmp_path}" in bad.stderr
+    assert "apt-get install dataset-fashion-mnist" in bad.stderr
+
+
+@pytest.mark.skipif(
+    not all(os.path.isfile(os.path.join(DEFAULT_DIR, n)) for pair in FILES.values() for n in pair),
+    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DIR} (apt-get install dataset-fashion-mnist)",
+)
+def test_debian_fashion_mnist_files():
+    for split, count in (("train", 60_000), ("heldout", 10_000)):
+        images, labels = read_fashion_mnist(DEFAULT_DIR, split)
+        assert images.shape == (count, 28, 28, 1) and images.dtype == np.uint8
+        np.testing.assert_array_equal(np.bincount(labels, minlength=10), [count // 10] * 10)
+        assert images.min() == 0 and images.max() == 255
+    heldout = load_source(_data_config("fashion_mnist_idx", 32, 1), "heldout")
+    assert heldout.images.shape == (10_000, 32, 32, 1)
+
+
 def test_unknown_source_and_split_are_errors():
     with pytest.raises(ConfigError, match="data.source must be one of"):
         load_source(_data_config("imagenet"), "train")
     with pytest.raises(ValueError, match="split must be one of"):
         load_source(_data_config(), "test")
-    assert {"digits", "folder", "mnist", "fashion_mnist", "cifar10"} <= set(LOADERS)
+    assert {"digits", "folder", "mnist", "fashion_mnist", "fashion_mnist_idx", "cifar10"} <= set(
+        LOADERS
+    )
 
 
 def test_batch_not_divisible_by_device_count_is_an_error():

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from lwgen.data.digits import load_digits_source
 from lwgen.data.distill_set import load_distill_source, real_data_config
 from lwgen.data.folder import load_folder_source
+from lwgen.data.idx import load_fashion_mnist_idx
 from lwgen.data.source import ArraySource, check_batch_divisible, check_split, shard_batch
 from lwgen.data.tfds_source import TFDS_NAMES, load_tfds_source
 from lwgen.errors import ConfigError
@@ -39,6 +40,7 @@ def _load_distill(data_config: Mapping, split: str) -> ArraySource:
 LOADERS = {
     "digits": load_digits_source,
     "distill": _load_distill,
+    "fashion_mnist_idx": load_fashion_mnist_idx,
     "folder": load_folder_source,
     **{name: functools.partial(load_tfds_source, name) for name in TFDS_NAMES},
 }
@@ -49,8 +51,8 @@ def load_source(data_config: Mapping, split: str) -> ArraySource:
 
     Args:
       data_config: the config's ``data`` group (``source``, ``image_size``, ``channels``,
-        ``data_dir``, ``path``, ``heldout_fraction``; for ``"distill"`` also ``real_source``,
-        ``real_path``).
+        ``data_dir`` (the TFDS cache, or the IDX folder of ``"fashion_mnist_idx"``), ``path``,
+        ``heldout_fraction``; for ``"distill"`` also ``real_source``, ``real_path``).
       split: ``"train"`` or ``"heldout"``.
 
     Returns:
@@ -58,7 +60,8 @@ def load_source(data_config: Mapping, split: str) -> ArraySource:
 
     Raises:
       ConfigError: on an unknown source (listing the valid ones) or a bad config entry.
-      MissingFileError: if a folder or distillation set path, or a file in it, does not exist.
+      MissingFileError: if a folder, IDX folder or distillation set path, or a file in it, does
+        not exist.
       DataError: on unreadable, corrupt or incomplete data (the loader's message names it).
       ValueError: on an unknown split.
     """
