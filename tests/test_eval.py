@@ -1,4 +1,5 @@
-"""Evaluation: metrics vs closed forms, the cached digits judge, scoring samplers and workdirs."""
+"""Evaluation: metrics vs closed forms, the cached digits and Fashion-MNIST judges, scoring samplers
+and workdirs."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from lwgen.data import load_source
+from lwgen.data.idx import DEFAULT_DIR as FASHION_MNIST_DIR
 from lwgen.data.source import to_unit_range
 from lwgen.errors import DataError
 from lwgen.eval import judge as judge_lib
@@ -129,6 +131,32 @@ def test_cache_key_and_directory():
     with_default = _demo_data_config()
     with_default.heldout_fraction = 0.2
     assert judge_lib.cache_key(with_default) == judge_lib.cache_key(_demo_data_config())
+
+
+def test_large_data_sets_get_the_large_recipe(monkeypatch):
+    digits, fashion = _demo_data_config(), _demo_data_config()
+    fashion.source = "fashion_mnist_idx"
+    assert judge_lib.recipe_for(digits) == judge_lib.RECIPE
+    assert judge_lib.recipe_for(fashion) == judge_lib.LARGE_RECIPE != judge_lib.RECIPE
+    fashion_key, digits_key = judge_lib.cache_key(fashion), judge_lib.cache_key(digits)
+    assert fashion_key != digits_key
+    monkeypatch.setitem(judge_lib.LARGE_RECIPE, "steps", 2 * judge_lib.LARGE_RECIPE["steps"])
+    assert judge_lib.cache_key(fashion) != fashion_key  # the recipe is part of the cache key
+    assert judge_lib.cache_key(digits) == digits_key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.path.isdir(FASHION_MNIST_DIR),
+    reason=f"no Fashion-MNIST IDX files in {FASHION_MNIST_DIR}",
+)
+def test_fashion_mnist_judge_reaches_090_on_the_test_split(tmp_path):
+    config = _demo_data_config()
+    config.source = "fashion_mnist_idx"
+    judge = judge_lib.load_or_train_judge(config, str(tmp_path))
+    assert judge.metadata["num_heldout"] == 10_000
+    assert judge.metadata["recipe"] == judge_lib.LARGE_RECIPE
+    assert judge.heldout_accuracy >= 0.90
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
