@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lwgen.errors import ConfigError
+
 
 def cycled_labels(num: int, num_classes: int) -> np.ndarray:
     """Classes ``0, 1, ..., K-1, 0, 1, ...``: int32 ``[num]``."""
@@ -33,3 +35,16 @@ def prior_inputs(
     rng = np.random.default_rng([seed, stream])
     z = rng.standard_normal((len(labels), latent_dim), dtype=np.float32)
     return z, np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
+
+
+def class_names(data_config, num_classes: int) -> list[str]:
+    """``data_config.class_names`` if set, else ``"0"``, ``"1"``, ...: one name per class.
+
+    Raises:
+      ConfigError: if the names are not one per class.
+    """
+    names = data_config.get("class_names", None)
+    names = [str(i) for i in range(num_classes)] if names is None else [str(n) for n in names]
+    if len(names) != num_classes:
+        raise ConfigError(f"data.class_names has {len(names)} names for {num_classes} classes")
+    return names

@@ -298,7 +298,8 @@ def verify(
       seed: base seed.
 
     Returns:
-      ``{output name: error_stats + {"min_psnr_db"}}``.
+      ``{output name: error_stats + {"min_psnr_db"}}``, plus ``"by_<group>": {label:
+      error_stats}`` when the spec has ``error_groups``.
 
     Raises:
       ExportError: if the threshold is not finite, or an output's PSNR is below it (the message
@@ -320,6 +321,17 @@ def verify(
                 f"(max abs error {stats['max_abs_error']:.4f} over {num_samples} samples)"
             )
         errors[name] = {**stats, "min_psnr_db": float(threshold)}
+        if spec.error_groups is not None:
+            group_name, labels_fn = spec.error_groups
+            labels = np.asarray(labels_fn(num_samples, seed, VERIFICATION_STREAM))
+            errors[name][f"by_{group_name}"] = {
+                str(label): error_stats(
+                    np.asarray(reference[name])[labels == label],
+                    candidate[name][labels == label],
+                    spec.peak_to_peak,
+                )
+                for label in np.unique(labels)
+            }
     return errors
 
 

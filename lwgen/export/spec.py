@@ -51,6 +51,10 @@ class ExportSpec:
       min_psnr: the bundle is refused if any output's PSNR against JAX is below this (dB).
       peak_to_peak: value range of the outputs for PSNR (2.0 for images in ``[-1, 1]``).
       fields: model-level metadata recorded in ``bundle.json`` next to the tensors.
+      error_groups: optional ``(group name, labels_fn)``; ``labels_fn(num, seed, stream)`` gives
+        int ``[num]`` group labels of the same draws as ``sample_inputs`` (e.g. the timestep of
+        each denoiser input). Verification then also records the error per group under
+        ``error[output]["by_" + group name]``.
     """
 
     name: str
@@ -62,3 +66,4 @@ class ExportSpec:
     min_psnr: float = 20.0
     peak_to_peak: float = 2.0
     fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    error_groups: tuple[str, Callable[[int, int, int], np.ndarray]] | None = None

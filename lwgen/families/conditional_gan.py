@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from lwgen.data.prior import cycled_labels, prior_inputs
+from lwgen.data.prior import class_names, cycled_labels, prior_inputs
 from lwgen.errors import ConfigError
 from lwgen.eval.conditional import evaluate_sampler, judged_data_config
 from lwgen.export.spec import ExportSpec, TensorSpec
@@ -315,25 +315,11 @@ def export_specs(restored: Restored, batch: int = 1) -> list[ExportSpec]:
     ]
 
 
-def class_names(config: ml_collections.ConfigDict) -> list[str]:
-    """``config.data.class_names`` if set, else ``"0"``, ``"1"``, ...
-
-    Raises:
-      ConfigError: if the names are not one per class.
-    """
-    num_classes = config.model.generator.num_classes
-    names = config.data.get("class_names", None)
-    names = [str(i) for i in range(num_classes)] if names is None else [str(n) for n in names]
-    if len(names) != num_classes:
-        raise ConfigError(f"data.class_names has {len(names)} names for {num_classes} classes")
-    return names
-
-
 def bundle_fields(restored: Restored) -> dict[str, Any]:
     """``class_names``, ``num_classes``, ``latent_dim``, ``image_shape`` and ``upsample``."""
     generator = generator_module(restored.config)
     return {
-        "class_names": class_names(restored.config),
+        "class_names": class_names(restored.config.data, generator.num_classes),
         "num_classes": int(generator.num_classes),
         "latent_dim": int(generator.latent_dim),
         "image_shape": [int(d) for d in generator.image_shape],

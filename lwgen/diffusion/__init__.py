@@ -1,0 +1,1 @@
+"""Diffusion schedules (``schedules``) and samplers (``samplers``), shared by the diffusion family, its evaluation and its export."""
