@@ -25,6 +25,7 @@ import argparse
 import ctypes
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -114,6 +115,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--benchmark", type=_int_at_least(0), default=0, help="time K invocations (ms/image)"
     )
     parser.add_argument("--scale", type=_int_at_least(1), default=4, help="nearest upscale factor")
+    parser.add_argument(
+        "--steps", type=_int_at_least(1), default=None, help="diffusion: sampling steps"
+    )
+    parser.add_argument("--guidance", type=float, default=None, help="diffusion: guidance w")
+    parser.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta")
     return parser.parse_args(argv)
 
 
@@ -443,32 +449,48 @@ def benchmark(model: BundleModel, inputs: dict[str, np.ndarray], k: int) -> tupl
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
-def conditional_generator(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
-    """The ``dcgan``/``tinygan`` path: a grid of ``generator(z, y)`` samples, one row per label."""
-    model = metadata["models"].get("generator", {"inputs": [], "outputs": []})
-    inputs = {spec["name"]: spec for spec in model["inputs"]}
-    if sorted(inputs) != ["y", "z"] or len(model["outputs"]) != 1:
-        raise ValueError("bundle.json: model 'generator' must map inputs z, y to one output")
-    num_classes, latent_dim = inputs["y"]["shape"][1], inputs["z"]["shape"][1]
-    model_content = read_model(args.bundle, metadata, "generator", args.edgetpu)
-    labels = parse_labels(args.labels, num_classes)
+def load_model(
+    args: argparse.Namespace, metadata: dict[str, Any], name: str, input_names: list[str]
+) -> BundleModel:
+    """The bundle's model ``name``, checked to take exactly ``input_names`` to one output."""
+    model = metadata["models"].get(name, {"inputs": [], "outputs": []})
+    if sorted(spec["name"] for spec in model["inputs"]) != sorted(input_names) or (
+        len(model["outputs"]) != 1
+    ):
+        raise ValueError(f"bundle.json: model {name!r} must map inputs {input_names} to one output")
+    model_content = read_model(args.bundle, metadata, name, args.edgetpu)
     interpreter_cls, load_delegate = interpreter_api()
     delegates = edgetpu_delegates(load_delegate) if args.edgetpu else None
-    generator = BundleModel(model, model_content, interpreter_cls, args.threads, delegates)
-    rng = np.random.default_rng(args.seed)
-    label_ids = np.repeat(np.asarray(labels, np.int64), args.num)
-    z = rng.standard_normal((len(label_ids), latent_dim), dtype=np.float32)
-    y = np.eye(num_classes, dtype=np.float32)[label_ids]
-    (images,) = generator.run(z=z, y=y).values()
+    return BundleModel(model, model_content, interpreter_cls, args.threads, delegates)
+
+
+def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.ndarray) -> None:
+    """The PNG grid (one row per label) and, with ``--npy``, the uint8 images and labels."""
     images = to_uint8(images)
-    grid = make_grid(images, len(labels), args.scale)
+    rows = len(np.unique(label_ids))
+    grid = make_grid(images, rows, args.scale)
     atomic_write(args.out, lambda f: grid.save(f, format="PNG"))
-    print(
-        f"wrote {args.out}: {len(labels)} labels x {args.num} samples, {grid.width}x{grid.height}"
-    )
+    print(f"wrote {args.out}: {rows} labels x {args.num} samples, {grid.width}x{grid.height}")
     if args.npy:
         atomic_write(args.npy, lambda f: np.savez(f, images=images, labels=label_ids))
         print(f"wrote {args.npy}: images {images.shape} uint8, labels {label_ids.shape} int64")
+
+
+def _label_ids(args: argparse.Namespace, num_classes: int) -> np.ndarray:
+    labels = parse_labels(args.labels, num_classes)
+    return np.repeat(np.asarray(labels, np.int64), args.num)
+
+
+def conditional_generator(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``dcgan``/``tinygan`` path: a grid of ``generator(z, y)`` samples, one row per label."""
+    generator = load_model(args, metadata, "generator", ["z", "y"])
+    num_classes, latent_dim = generator.inputs["y"]["shape"][1], generator.inputs["z"]["shape"][1]
+    label_ids = _label_ids(args, num_classes)
+    rng = np.random.default_rng(args.seed)
+    z = rng.standard_normal((len(label_ids), latent_dim), dtype=np.float32)
+    y = np.eye(num_classes, dtype=np.float32)[label_ids]
+    (images,) = generator.run(z=z, y=y).values()
+    write_outputs(args, images, label_ids)
     if args.benchmark:
         median, p90 = benchmark(generator, {"z": z, "y": y}, args.benchmark)
         print(
@@ -477,9 +499,76 @@ def conditional_generator(args: argparse.Namespace, metadata: dict[str, Any]) ->
         )
 
 
+def sibling_module(name: str) -> Any:
+    """The module ``NAME.py`` next to this script (e.g. ``pi_diffusion``), loaded by path so that
+    the two files work from any folder they are copied to together."""
+    path = Path(__file__).resolve().parent / f"{name}.py"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: copy it next to pi_infer.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def diffusion_settings(args: argparse.Namespace, fields: dict[str, Any]) -> dict[str, Any]:
+    """The sampler of ``bundle.json``'s fields, with ``--steps``, ``--guidance``, ``--eta``."""
+    pi_diffusion = sibling_module("pi_diffusion")
+    schedule = fields["schedule"]
+    timesteps = np.asarray(fields["timesteps"], np.int64)
+    if args.steps is not None:
+        timesteps = pi_diffusion.sampling_timesteps(args.steps, schedule["num_timesteps"])
+    return {
+        "timesteps": timesteps,
+        "alpha_bar": np.asarray(schedule["alpha_bar"], np.float64),
+        "embed_dim": int(fields["embed_dim"]),
+        "parameterization": fields["parameterization"],
+        "sampler": fields["sampler"],
+        "eta": float(fields["eta"] if args.eta is None else args.eta),
+        "guidance": float(fields["guidance"] if args.guidance is None else args.guidance),
+    }
+
+
+def diffusion_sampler(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``diffusion`` path: the numpy sampler of ``pi_diffusion`` calling the bundle's
+    ``denoiser`` each step; ``x_T`` then the step noise from ``default_rng(--seed)``."""
+    pi_diffusion = sibling_module("pi_diffusion")
+    denoiser = load_model(args, metadata, "denoiser", ["x_t", "t_embedding", "y"])
+    fields = metadata["fields"]
+    settings = diffusion_settings(args, fields)
+    num_classes = int(fields["num_classes"])
+    label_ids = _label_ids(args, num_classes)
+
+    def denoise(x_t, t_embedding, y):
+        return denoiser.run(x_t=x_t, t_embedding=t_embedding, y=y)["output"]
+
+    def draw(count: int) -> np.ndarray:
+        rng = np.random.default_rng(args.seed)
+        shape = (count, *fields["image_shape"])
+        x_T = rng.standard_normal(shape, dtype=np.float32)
+        noise = rng.standard_normal((len(settings["timesteps"]), *shape), dtype=np.float32)
+        y = np.eye(num_classes, dtype=np.float32)[label_ids[:count]]
+        return pi_diffusion.sample(denoise, x_T, y, noise=noise, **settings)
+
+    write_outputs(args, draw(len(label_ids)), label_ids)
+    if args.benchmark:
+        times = []
+        for _ in range(args.benchmark + 1):
+            start = time.perf_counter()
+            draw(1)
+            times.append((time.perf_counter() - start) * 1e3)
+        steps, calls = len(settings["timesteps"]), 2 if settings["guidance"] else 1
+        print(
+            f"benchmark: {args.benchmark} samples of 1 image, {steps} steps x {calls} "
+            f"denoiser call(s), {args.threads} thread(s): median {np.median(times[1:]):.3f} "
+            f"ms/image, p90 {np.percentile(times[1:], 90):.3f} ms/image"
+        )
+
+
 FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "dcgan": conditional_generator,
     "tinygan": conditional_generator,
+    "diffusion": diffusion_sampler,
 }
 
 

@@ -51,6 +51,34 @@ def tiny_student_config(set_dir: str, num_train_steps: int = 4, **weights):
     return config
 
 
+def tiny_diffusion_config(num_train_steps: int = 4, teacher_workdir: str | None = None):
+    """Width-4 U-Net (two levels) on 16×16 digits, 50 timesteps, 4 DDIM steps, batch 8; with
+    ``teacher_workdir``, a progressive-distillation student of it at 2 steps."""
+    from lwgen.families.diffusion import diffusion_config
+
+    config = diffusion_config("digits", num_classes=10, image_shape=(16, 16, 1), base_width=4)
+    config.model.denoiser.update(channel_mults=(1, 2), embed_dim=8, num_groups=2)
+    config.diffusion.update(num_timesteps=50, sample_steps=4)
+    config.num_train_steps = num_train_steps
+    config.batch_size = 8
+    config.optim.warmup_steps = 1
+    config.train.update(log_every=1, checkpoint_every=2, sample_every=100, keep_checkpoints=5)
+    config.export.min_psnr = 10.0
+    if teacher_workdir is not None:
+        config.teacher = dict(workdir=teacher_workdir, mode="progressive", guidance=1.0)
+        config.diffusion.update(sample_steps=2, guidance=0.0)
+    return config
+
+
+def tiny_diffusion_teacher(out_dir: str) -> str:
+    """A tiny diffusion workdir trained for 2 steps (made once)."""
+    from lwgen.train.loop import train
+
+    if not os.path.isdir(os.path.join(out_dir, "checkpoints")):
+        train(tiny_diffusion_config(2), out_dir)
+    return out_dir
+
+
 def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
     """The tiny config of ``family``; ``scratch_dir`` holds what it needs (a distillation set).
 
@@ -65,6 +93,10 @@ def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
             tiny_distill_set(os.path.join(scratch_dir, "distill_set")), num_train_steps
         ),
         "toy": lambda: toy_config(num_train_steps),
+        "diffusion": lambda: tiny_diffusion_config(
+            num_train_steps,
+            tiny_diffusion_teacher(os.path.join(scratch_dir, "diffusion_teacher")),
+        ),
     }
     return makers[family]()
 

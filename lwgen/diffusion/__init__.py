@@ -1,1 +1,2 @@
-"""Diffusion schedules (``schedules``) and samplers (``samplers``), shared by the diffusion family, its evaluation and its export."""
+"""Diffusion schedules (``schedules``) and samplers (``samplers``), shared by the diffusion
+family, its evaluation and its export."""

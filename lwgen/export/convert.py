@@ -120,15 +120,16 @@ def representative_dataset(
       seed: base seed.
 
     Returns:
-      A generator function yielding one list per batch: each input ``[batch, *shape]`` in the
-      signature's (``spec.inputs``) order.
+      A generator function yielding one dict per batch: input name → ``[batch, *shape]``
+      (by name: the converter's positional order is that of the model's input tensors, which
+      need not be the spec's).
     """
     num_batches = math.ceil(num_samples / batch)
     inputs = sample_inputs(spec, num_batches * batch, seed, CALIBRATION_STREAM)
 
     def dataset() -> Iterator[list[np.ndarray]]:
         for start in range(0, num_batches * batch, batch):
-            yield [inputs[t.name][start : start + batch] for t in spec.inputs]
+            yield {t.name: inputs[t.name][start : start + batch] for t in spec.inputs}
 
     return dataset
 

@@ -121,7 +121,7 @@ def _teacher(config: ml_collections.ConfigDict):
     if teacher.model.denoiser.num_classes != config.model.denoiser.num_classes:
         raise ConfigError(f"{where} has a different num_classes from the student")
     if config.teacher.mode == "progressive":
-        if teacher.model.denoiser.to_dict() != config.model.denoiser.to_dict():
+        if denoiser_module(teacher) != denoiser_module(config):
             raise ConfigError(f"{where}: progressive distillation needs the teacher's architecture")
         if 2 * config.diffusion.sample_steps > teacher.diffusion.num_timesteps:
             raise ConfigError(f"{where}: the teacher's grid of 2 × sample_steps does not fit")
@@ -190,7 +190,7 @@ def denoiser_step(
         return loss, ({"loss": loss, **aux}, collections)
 
     (_, (metrics, collections)), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)
-    metrics["grad_norm"] = optax.global_norm(jax.lax.pmean(grads, AXIS))
+    metrics["grad_norm"] = optax.tree.norm(jax.lax.pmean(grads, AXIS))
     net = update_network(net, grads, trainer.optimizers[DENOISER], collections)
     new_state = state.replace(
         step=state.step + 1,
@@ -207,7 +207,9 @@ def _init(trainer: Trainer, shape, seed: int, start_from_teacher: bool) -> Train
     key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     variables = module.init(key, *_dummy_inputs(module, shape))
     if start_from_teacher:
-        variables = jax.tree.map(jnp.asarray, trainer.frozen[TEACHER])
+        variables = jax.tree.map(
+            jnp.copy, trainer.frozen[TEACHER]
+        )  # own buffers: the step donates the state
     return create_train_state(
         run_key, {DENOISER: variables}, trainer.optimizers, ema_of=(DENOISER,)
     )
