@@ -187,3 +187,15 @@ def test_tiny_unet_exports_to_int8_without_unmappable_ops(tmp_path):
     assert report["unsupported"] == [] and report["coverage"] == 1.0
     stats = verify(convert(spec, "int8", num_calibration=200), spec, min_psnr=25.0)
     assert stats["eps"]["psnr_db"] > 25.0
+
+
+def test_default_and_student_sizes_at_32px():
+    # The sizes the module docstring reports: defaults, and base_width 16 (the narrow student).
+    x, e, y = jnp.zeros((1, 32, 32, 1)), jnp.zeros((1, 32)), jnp.zeros((1, 10))
+    sizes = {}
+    for width in (32, 16):
+        shapes = jax.eval_shape(
+            UNet(num_classes=10, base_width=width).init, jax.random.key(0), x, e, y
+        )
+        sizes[width] = sum(p.size for p in jax.tree.leaves(shapes["params"]))
+    assert sizes == {32: 1_454_369, 16: 365_969}
