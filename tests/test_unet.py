@@ -163,12 +163,10 @@ def _spec(model: UNet, variables) -> ExportSpec:
             "eps": model.apply(variables, x_t, t_embedding, y)
         },
         variables=variables,
-        # In the order of the converted graph's input tensors, which is the order in which
-        # lwgen.export.convert.representative_dataset feeds its positional calibration lists.
         inputs=(
+            TensorSpec("x_t", IMAGE_SHAPE),
             TensorSpec("t_embedding", (EMBED_DIM,)),
             TensorSpec("y", (NUM_CLASSES,)),
-            TensorSpec("x_t", IMAGE_SHAPE),
         ),
         outputs=("eps",),
         sample_inputs=lambda num, seed, stream: _inputs(num, seed, stream),
