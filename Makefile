@@ -8,7 +8,7 @@ DEMO := runs/demo
 # pass --config.data.data_dir=$(FASHION_MNIST_DIR).
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-slow bench lint clean pi-check fashion-mnist
+.PHONY: demo demo-diffusion test test-slow bench lint clean pi-check fashion-mnist
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ fashion-mnist:
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo.py --workdir=$(DEMO)
+
+# Fashion-MNIST diffusion: teacher, progressive distillation to 4 steps, INT8 bundle, Pi sampler.
+demo-diffusion: $(STAMP) fashion-mnist
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_diffusion.py --root=runs/diffusion \
+		--config.data.data_dir=$(FASHION_MNIST_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

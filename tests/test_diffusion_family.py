@@ -16,8 +16,9 @@ from lwgen.errors import ConfigError
 from lwgen.export.bundle import export_workdir
 from lwgen.families import diffusion_core as core
 from lwgen.families.diffusion import evaluate_bundle
+from lwgen.families.diffusion_rounds import progressive_rounds, round_dir
 from lwgen.models.unet import timestep_embedding
-from lwgen.train.checkpoint import restore_inference
+from lwgen.train.checkpoint import read_config, restore_inference
 from lwgen.train.loop import train
 from tests.test_pi_infer import run_pi
 from tests.tiny import tiny_diffusion_config, tiny_diffusion_teacher
@@ -150,3 +151,16 @@ def test_bundle_evaluation_runs_the_tflite_denoiser_in_the_jax_sampler(float_bun
     assert metrics["num_samples"] == 20 and metrics["sample_steps"] == 2
     assert 0.0 <= metrics["class_accuracy"] <= 1.0
     assert json.dumps(metrics)
+
+
+def test_rounds_halve_and_resume_as_normal_workdirs(teacher, tmp_path):
+    with pytest.raises(ConfigError, match="halve"):
+        progressive_rounds(teacher, str(tmp_path), [4, 3], 2, 1e-3)
+    (first,) = progressive_rounds(teacher, str(tmp_path), [2], 2, 1e-3)
+    assert first == round_dir(str(tmp_path), 2)
+    config = read_config(first)
+    assert config.teacher.workdir == teacher and config.teacher.guidance == 1.0
+    assert config.diffusion.guidance == 0.0  # guidance distilled into the student
+    step = restore_inference(first).step
+    progressive_rounds(teacher, str(tmp_path), [2], 2, 1e-3)  # finished: nothing more to do
+    assert restore_inference(first).step == step == 2

@@ -139,7 +139,9 @@ def make_objective(config: ml_collections.ConfigDict):
     if "teacher" not in config:
         return DenoisingObjective(**common, label_dropout=diffusion.label_dropout)
     if config.teacher.mode == "predictions":
-        return TeacherPredictions(**common, label_dropout=diffusion.label_dropout)
+        return TeacherPredictions(
+            **common, label_dropout=diffusion.label_dropout, sample_steps=diffusion.sample_steps
+        )
     return ProgressiveDistillation(
         **common, student_steps=diffusion.sample_steps, teacher_guidance=config.teacher.guidance
     )

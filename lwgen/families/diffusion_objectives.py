@@ -109,16 +109,23 @@ class DenoisingObjective:
 @dataclasses.dataclass(frozen=True)
 class TeacherPredictions:
     """Knowledge distillation: the student regresses the teacher's output (same ε/v
-    parameterization) on noisy training images at uniform timesteps, labels dropped as in
-    `DenoisingObjective` so that the student also learns the null class for guidance."""
+    parameterization) on noisy training images at the timesteps it will sample (uniform over
+    ``sample_steps`` grid points), labels dropped as in `DenoisingObjective` so that a student of
+    a guided teacher also learns the null class.
+
+    Attributes:
+      schedule, parameterization, num_classes, label_dropout: as for `DenoisingObjective`.
+      sample_steps: the student's sampling steps (``sampling_timesteps(sample_steps, T)``).
+    """
 
     schedule: Schedule
     parameterization: str
     num_classes: int
     label_dropout: float
+    sample_steps: int
 
     def example(self, batch, keys: jax.Array, teacher: Denoise) -> Example:
-        grid = np.arange(self.schedule.num_timesteps)
+        grid = sampling_timesteps(self.sample_steps, self.schedule.num_timesteps)
         _, _, x_t, t, y, alpha_bar = _noisy_data(
             batch, keys, self.schedule, self.num_classes, self.label_dropout, grid
         )
