@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lwgen.compress.finetune import compress_workdir
 from lwgen.diffusion import samplers
 from lwgen.diffusion.schedules import cosine_schedule, sampling_timesteps
 from lwgen.errors import ConfigError
@@ -164,3 +165,14 @@ def test_rounds_halve_and_resume_as_normal_workdirs(teacher, tmp_path):
     step = restore_inference(first).step
     progressive_rounds(teacher, str(tmp_path), [2], 2, 1e-3)  # finished: nothing more to do
     assert restore_inference(first).step == step == 2
+
+
+@pytest.mark.parametrize("method", ["unstructured", "qat"])
+def test_core_compression_applies_to_the_denoiser(teacher, tmp_path, method):
+    out = str(tmp_path / method)
+    compress_workdir(teacher, out, method, 0.5, 2, network="denoiser")
+    kernel = restore_inference(out).variables["denoiser"]["params"]["conv_out"]["kernel"]
+    if method == "unstructured":
+        assert float(np.mean(np.asarray(kernel) == 0.0)) >= 0.4
+    metadata = export_workdir(out, tmp_path / "bundle", quant="int8")
+    assert metadata["models"]["denoiser"]["quant"] == "int8"

@@ -20,6 +20,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from lwgen.data import load_source
+from lwgen.data.source import to_unit_range
 from lwgen.diffusion.samplers import check_sampler, sample, sampler_noise
 from lwgen.diffusion.schedules import Schedule, make_schedule, sampling_timesteps
 from lwgen.errors import ConfigError
@@ -343,14 +345,15 @@ def draw_samples(
 
 
 def example_inputs(config: ml_collections.ConfigDict, num: int, seed: int) -> tuple[tuple, dict]:
-    """``((x_t, t_embedding, y), {"train": False})`` for compression calibration: noisy training
-    images at uniform timesteps, classes cycled."""
+    """``((x_t, t_embedding, y), {"train": False})`` for compression calibration: ``num`` training
+    images (a seeded draw) noised at uniform timesteps (``q(x_t | x_0)``), with their classes."""
     module, schedule = denoiser_module(config), schedule_of(config)
+    source = load_source(config.data, "train")
     rng = np.random.default_rng([seed, 2])
-    shape = image_shape(config)
-    x0 = np.clip(rng.standard_normal((num, *shape), dtype=np.float32) * 0.5, -1.0, 1.0)
+    index = rng.choice(len(source), size=num, replace=num > len(source))
+    x0 = to_unit_range(source.images[index])
     t = rng.integers(0, schedule.num_timesteps, num)
     ab = schedule.alpha_bar[t].reshape(-1, 1, 1, 1).astype(np.float32)
     x_t = np.sqrt(ab) * x0 + np.sqrt(1 - ab) * rng.standard_normal(x0.shape, dtype=np.float32)
-    y = np.eye(module.num_classes, dtype=np.float32)[np.arange(num) % module.num_classes]
+    y = np.eye(module.num_classes, dtype=np.float32)[source.labels[index]]
     return (x_t, np.asarray(timestep_embedding(t, module.embed_dim)), y), {"train": False}
