@@ -36,7 +36,6 @@ os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {ONE_THREAD_XLA}".
 # ruff: noqa: E402 (JAX must see XLA_FLAGS, so these imports follow the line above)
 import argparse
 import importlib.util
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +47,6 @@ from absl import flags
 
 from lwgen import cli
 from lwgen.errors import ConfigError, LwgenError
-from lwgen.eval.conditional import evaluate_sampler
 from lwgen.eval.profile import profile_generator, profile_model
 from lwgen.export.bundle import export_workdir, load_bundle
 from lwgen.families import conditional_gan, diffusion
@@ -95,20 +93,6 @@ def timing_inputs(shape: tuple, num_classes: int, num_steps: int):
     x_T = rng.standard_normal((1, *shape), dtype=np.float32)
     noise = rng.standard_normal((num_steps, 1, *shape), dtype=np.float32)
     return x_T, np.eye(num_classes, dtype=np.float32)[:1], noise
-
-
-def score(run: Callable, shape: tuple, num_classes: int, num_steps: int, data_config) -> dict:
-    """Judge metrics of ``run(x_T, y, noise)`` on the inputs ``lwgen.families.diffusion``'s
-    ``evaluate`` uses: the fixed latents as ``x_T``, step noise from ``default_rng([0, 1])``."""
-    rng = np.random.default_rng([0, 1])
-
-    def sample_fn(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        noise = rng.standard_normal((num_steps, len(z), *shape), dtype=np.float32)
-        return np.asarray(run(z.reshape(-1, *shape), y, noise))
-
-    return evaluate_sampler(
-        sample_fn, num_classes, math.prod(shape), data_config, per_class=FLAGS.per_class
-    )
 
 
 def denoiser_profile(restored) -> dict[str, int]:
@@ -196,7 +180,9 @@ def pi_row(model: str, workdir: str, restored, base: dict, data_config) -> tuple
     run, fields = pi_sampler(bundle)
     shape, num_classes = tuple(fields["image_shape"]), int(fields["num_classes"])
     steps = len(fields["timesteps"])
-    metrics = score(run, shape, num_classes, steps, data_config)
+    metrics = diffusion.score_sampler(
+        run, (shape, num_classes, steps), data_config, FLAGS.per_class
+    )
     calls = steps * (2 if fields["guidance"] else 1)
     result = row(model, PI_INT8, steps, calls, base, metrics)
     error = entry["error"]["output"]

@@ -19,5 +19,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.class_names = CLASS_NAMES
     config.num_train_steps = 2400
     config.batch_size = 64
-    config.train.update(log_every=100, checkpoint_every=600, sample_every=600)
+    config.train.update(log_every=100, checkpoint_every=600, sample_every=1200)
     return config

@@ -31,9 +31,10 @@ def sample_grid(config: ml_collections.ConfigDict, variables) -> tuple[np.ndarra
     return core.draw_samples(config, variables, labels, seed=0), num_classes
 
 
-def _score(run, dims, data_config, per_class, cache_dir, seed: int = 0) -> dict:
-    """`evaluate_sampler` of ``run(x_T, y, noise)`` with ``dims = (image shape, num_classes,
-    num_steps)``: the fixed latents are ``x_T`` (flattened),
+def score_sampler(run, dims, data_config, per_class: int = 100, cache_dir=None, seed: int = 0):
+    """`evaluate_sampler` of ``run(x_T f32 [B, H, W, C], y f32 [B, K], noise f32
+    [num_steps, B, H, W, C]) -> images`` with ``dims = (image shape, num_classes, num_steps)``:
+    the fixed latents are ``x_T`` (flattened),
     the step noise comes from ``numpy.random.default_rng(seed)`` chunk by chunk."""
     shape, num_classes, num_steps = dims
     rng = np.random.default_rng([seed, 1])
@@ -63,7 +64,7 @@ def evaluate(
     variables = restored.variables[core.DENOISER]
     num_steps = len(core.sampler_settings(config, **overrides)["timesteps"])
     dims = (core.image_shape(config), int(config.model.denoiser.num_classes), num_steps)
-    metrics = _score(
+    metrics = score_sampler(
         lambda x_T, y, noise: run(variables, x_T, y, noise), dims, config.data, per_class, cache_dir
     )
     return {**metrics, "sample_steps": num_steps}
@@ -116,7 +117,7 @@ def evaluate_bundle(
     inputs."""
     run, fields = bundle_sampler(bundle_dir)
     dims = (tuple(fields["image_shape"]), int(fields["num_classes"]), len(fields["timesteps"]))
-    metrics = _score(run, dims, data_config, per_class, cache_dir)
+    metrics = score_sampler(run, dims, data_config, per_class, cache_dir)
     return {**metrics, "sample_steps": len(fields["timesteps"])}
 
 
