@@ -19,5 +19,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.class_names = CLASS_NAMES
     config.num_train_steps = 2400
     config.batch_size = 64
+    # Guidance w measured on this config's teacher (DDIM 16 steps, 200 samples): w = 0 / 0.3 / 1
+    # gave class accuracy 0.815 / 0.855 / 0.865 and Fréchet distance 20.1 / 14.3 / 16.7.
+    config.diffusion.guidance = 0.3
     config.train.update(log_every=100, checkpoint_every=600, sample_every=1200)
     return config
