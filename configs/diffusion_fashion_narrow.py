@@ -1,39 +1,31 @@
 """The narrow knowledge-distillation student of the 4-step Fashion-MNIST diffusion model.
 
   python launch/train.py --config=configs/diffusion_fashion_narrow.py \
-      --workdir=runs/diffusion_narrow [--config.num_train_steps=N]
-  # another teacher: --config=configs/diffusion_fashion_narrow.py:runs/other/steps_4
+      --workdir=runs/diffusion_narrow [--config.teacher.workdir=runs/diffusion/steps_4]
 
 A width-8 U-Net (half the teacher's width 16, the MobileGen seed's "×0.5 or less") regresses the
 predictions of the progressive-distillation round ``runs/diffusion/steps_4`` (``make
-demo-diffusion``) at the 4 timesteps it samples (teacher mode ``"predictions"``), unguided, like
-its teacher. The config is read from the teacher's workdir
-(``lwgen.families.diffusion_rounds.student_config``), so the teacher must exist; pass a different
-one as the config argument after ``:`` (it is read when the config is built, so
-``--config.teacher.workdir`` alone would keep the default teacher's settings).
+demo-diffusion``) at the 4 timesteps it samples (teacher mode ``"predictions"``), unguided like its
+teacher. Training checks that the teacher's schedule and parameterization match these.
 ``bench/diffusion_report.py --narrow_workdir=runs/diffusion_narrow`` scores it as INT8.
 """
 
+import os
+
 import ml_collections
 
-from lwgen.families.diffusion_rounds import student_config
+import lwgen
 
-DEFAULT_TEACHER = "runs/diffusion/steps_4"
+TEACHER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diffusion_fashion.py")
 
 
-def get_config(teacher_workdir: str | None = None) -> ml_collections.ConfigDict:
-    """Width 8, 4 DDIM steps, no guidance or label dropout; trained from scratch like the
-    teacher of ``configs/diffusion_fashion.py``: 2,400 steps at batch 64, Adam at 2e-3 after
-    200 warm-up steps."""
-    config = student_config(
-        teacher_workdir or DEFAULT_TEACHER,
-        mode="predictions",
-        sample_steps=4,
-        num_train_steps=2400,
-        lr=2e-3,
-        base_width=8,
-    )
-    config.diffusion.update(guidance=0.0, label_dropout=0.0)
-    config.teacher.guidance = 0.0
-    config.optim.warmup_steps = 200
+def get_config() -> ml_collections.ConfigDict:
+    """Width 8, 4 DDIM steps, no guidance or label dropout, 600 steps at Adam 1e-3."""
+    config = lwgen.load_config(TEACHER_CONFIG)
+    config.model.denoiser.base_width = 8
+    config.teacher = dict(workdir="runs/diffusion/steps_4", mode="predictions", guidance=0.0)
+    config.diffusion.update(sample_steps=4, guidance=0.0, label_dropout=0.0)
+    config.num_train_steps = 600
+    config.optim.update(lr=1e-3, warmup_steps=50)
+    config.train.update(checkpoint_every=300, sample_every=600)
     return config
