@@ -23,7 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
     """Width 8, 4 DDIM steps, no guidance or label dropout, 600 steps at Adam 1e-3."""
     config = lwgen.load_config(TEACHER_CONFIG)
     config.model.denoiser.base_width = 8
-    config.teacher = dict(workdir="runs/diffusion/steps_4", mode="predictions", guidance=0.0)
+    with config.unlocked():
+        config.teacher = dict(workdir="runs/diffusion/steps_4", mode="predictions", guidance=0.0)
     config.diffusion.update(sample_steps=4, guidance=0.0, label_dropout=0.0)
     config.num_train_steps = 600
     config.optim.update(lr=1e-3, warmup_steps=50)
