@@ -320,15 +320,16 @@ def setup(cache: Path) -> tuple[str, Path, Path]:
 
 
 def run_pi_infer(
-    prefix: list[str], env: dict[str, str], bundle: str, family: str, out: Path
+    prefix: list[str], env: dict[str, str], bundle: str, family: str, out: Path, kernels: str
 ) -> Any:
-    """Runs ``pi_infer.py`` with ``FAMILY_ARGS[family]`` under ``prefix`` (a Python command);
-    returns the ``images`` array of its ``--npy`` output.
+    """Runs ``pi_infer.py --kernels KERNELS`` with ``FAMILY_ARGS[family]`` under ``prefix`` (a
+    Python command); returns the ``images`` array of its ``--npy`` output.
 
     Raises:
       RuntimeError: with the script's stderr when it fails.
     """
-    args = ["--bundle", bundle, "--out", f"{out}.png", "--npy", f"{out}.npz", *FAMILY_ARGS[family]]
+    args = ["--bundle", bundle, "--out", f"{out}.png", "--npy", f"{out}.npz", "--kernels", kernels]
+    args += FAMILY_ARGS[family]
     done = subprocess.run(
         [*prefix, str(PI_INFER), *args],
         capture_output=True,
@@ -344,19 +345,24 @@ def run_pi_infer(
 
 
 def check(bundle: str, cache: Path, cpus: list[str]) -> list[Row]:
-    """Runs the bundle on x86 and on each emulated CPU; one compared row per CPU."""
-    family, quant, path = bundle_summary(bundle)
+    """Runs the bundle on x86 and on each emulated CPU, with pi_infer's default kernels (the
+    bundle's path, see `bundle_summary`) and with LiteRT's builtin kernels; one compared row per
+    path and CPU."""
+    family, quant, default_path = bundle_summary(bundle)
     qemu, sysroot, site = setup(cache)
     clean = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1"}
     rows = []
     with tempfile.TemporaryDirectory(prefix="pi_check.") as tmp:
-        reference = run_pi_infer([sys.executable], clean, bundle, family, Path(tmp) / "x86")
-        for cpu in cpus:
-            view = cpu_view(cache, sysroot, cpu)
-            prefix = [qemu, "-cpu", cpu, "-L", str(view), str(view / "usr/bin/python3.11")]
-            env = {**clean, "PYTHONPATH": str(site)}
-            images = run_pi_infer(prefix, env, bundle, family, Path(tmp) / cpu)
-            rows.append(Row(family, quant, path, cpu, *compare(reference, images), images.size))
+        runs = {default_path: "auto", "builtin": "builtin"}  # a sparse bundle runs builtin once
+        for path, kernels in runs.items():
+            out = Path(tmp) / kernels
+            reference = run_pi_infer([sys.executable], clean, bundle, family, out, kernels)
+            for cpu in cpus:
+                view = cpu_view(cache, sysroot, cpu)
+                prefix = [qemu, "-cpu", cpu, "-L", str(view), str(view / "usr/bin/python3.11")]
+                env = {**clean, "PYTHONPATH": str(site)}
+                images = run_pi_infer(prefix, env, bundle, family, Path(f"{out}-{cpu}"), kernels)
+                rows.append(Row(family, quant, path, cpu, *compare(reference, images), images.size))
     return rows
 
 
@@ -374,7 +380,8 @@ def main() -> None:
         raise LwgenError("--bundle is required (a bundle directory)")
     rows = check(FLAGS.bundle, cache, FLAGS.cpus)
     print(format_table(rows))
-    print(f"pi_check: {FLAGS.bundle} on {len(rows)} CPUs in {time.perf_counter() - start:.0f} s")
+    seconds = time.perf_counter() - start
+    print(f"pi_check: {FLAGS.bundle}: {len(rows)} runs (paths x CPUs) in {seconds:.0f} s")
     if not all(row.ok for row in rows):
         sys.exit(1)
 

@@ -10,13 +10,21 @@ It dispatches on the bundle's ``family`` (``FAMILIES``). The conditional generat
 ``tinygan``) run the bundle's model ``generator`` (inputs ``z``, one-hot ``y``):
 
     python export/pi_infer.py --bundle DIR --labels 0,3,7 --num 8 --seed 0 --out grid.png \\
-        [--npy out.npz] [--threads N] [--edgetpu] [--benchmark K] [--scale 4]
+        [--npy out.npz] [--threads N] [--edgetpu] [--benchmark K] [--scale 4] \\
+        [--kernels auto|builtin]
+
+The ``diffusion`` family runs the numpy sampler of ``pi_diffusion.py`` (keep it next to this
+script) with the bundle's ``denoiser`` each step, from the schedule and sampler in
+``bundle.json``; ``--steps``, ``--guidance`` and ``--eta`` override the bundle's settings, and
+``--benchmark K`` times K whole samples of one image.
 
 The grid has one row per label and ``--num`` columns, each image upscaled ``--scale``× (nearest)
 with a 2 px gutter. ``--npy`` also saves ``images`` (uint8 ``[N, H, W, C]``) and ``labels`` (int64
 ``[N]``). ``--edgetpu`` loads the ``libedgetpu.so.1`` delegate and runs the bundle's
 ``generator_edgetpu.tflite`` (written when ``edgetpu_compiler`` was on ``PATH`` at export); without
-it the INT8 model runs on the CPU. Errors print one line on stderr and exit with 2.
+it the INT8 model runs on the CPU, with XNNPACK (``--kernels auto``, falling back to LiteRT's
+builtin kernels when XNNPACK refuses the graph) or the builtin kernels (``--kernels builtin``);
+the path taken is printed as ``runtime: ...``. Errors print one line on stderr and exit with 2.
 """
 
 from __future__ import annotations
@@ -117,6 +125,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale", type=_int_at_least(1), default=4, help="nearest upscale factor")
     parser.add_argument(
         "--steps", type=_int_at_least(1), default=None, help="diffusion: sampling steps"
+    )
+    parser.add_argument(
+        "--kernels",
+        choices=("auto", "builtin"),
+        default="auto",
+        help="CPU kernels: XNNPACK (auto) or LiteRT's builtin kernels",
     )
     parser.add_argument("--guidance", type=float, default=None, help="diffusion: guidance w")
     parser.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta")
@@ -331,23 +345,34 @@ class BundleModel:
         interpreter_cls: Callable[..., Any],
         threads: int,
         delegates: list[Any] | None,
+        kernels: str = "auto",
     ):
-        self.interpreter = interpreter_cls(
-            model_content=model_content, num_threads=threads, experimental_delegates=delegates
-        )
-        try:
-            self.interpreter.allocate_tensors()
-        except RuntimeError:
-            if delegates:
-                raise
-            # XNNPACK refuses some graphs (e.g. sparse INT8): run on the builtin kernels.
+        """``kernels``: ``"auto"`` (XNNPACK, or LiteRT's builtin kernels when XNNPACK refuses
+        the graph, e.g. sparse INT8) or ``"builtin"`` (always the builtin kernels); the path
+        taken is ``self.runtime``."""
+        self.runtime = "XNNPACK"
+        if kernels == "auto":
+            self.interpreter = interpreter_cls(
+                model_content=model_content, num_threads=threads, experimental_delegates=delegates
+            )
+            try:
+                self.interpreter.allocate_tensors()
+            except RuntimeError:
+                if delegates:
+                    raise
+                self.runtime = "builtin (XNNPACK refused the graph)"
+        if kernels == "builtin" or self.runtime != "XNNPACK":
             resolver = sys.modules[interpreter_cls.__module__].OpResolverType
             self.interpreter = interpreter_cls(
                 model_content=model_content,
                 num_threads=threads,
+                experimental_delegates=delegates,
                 experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
             )
             self.interpreter.allocate_tensors()
+            self.runtime = "builtin" if kernels == "builtin" else self.runtime
+        if delegates:
+            self.runtime = "Edge TPU delegate"
         inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
         outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
         self.inputs = {spec["name"]: self._match(spec, inputs) for spec in model["inputs"]}
@@ -461,7 +486,11 @@ def load_model(
     model_content = read_model(args.bundle, metadata, name, args.edgetpu)
     interpreter_cls, load_delegate = interpreter_api()
     delegates = edgetpu_delegates(load_delegate) if args.edgetpu else None
-    return BundleModel(model, model_content, interpreter_cls, args.threads, delegates)
+    bundle_model = BundleModel(
+        model, model_content, interpreter_cls, args.threads, delegates, args.kernels
+    )
+    print(f"runtime: {bundle_model.runtime}")
+    return bundle_model
 
 
 def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.ndarray) -> None:
