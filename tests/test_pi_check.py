@@ -170,3 +170,13 @@ def test_toy_bundle_is_identical_on_emulated_pi_4_and_pi_5(tmp_path_factory):
     for row in rows:
         assert row[:3] == ["dcgan", "int8", "XNNPACK"]
         assert row[4:7] == ["0", "0/5120", "yes"]  # 10 classes x 2 samples x 16x16x1
+
+
+def test_a_sampler_s_tolerance_grows_with_its_sequential_model_calls(tmp_path):
+    (tmp_path / "bundle.json").write_text(json.dumps({"fields": {"timesteps": [999, 499]}}))
+    calls = pi_check.sequential_calls(str(tmp_path))
+    row = pi_check.Row("diffusion", "int8", "builtin", "cortex-a72", 16, 9, 4096, calls)
+    assert calls == 2 and row.tolerance == 16 and row.ok
+    assert not pi_check.Row("diffusion", "int8", "XNNPACK", "cortex-a72", 1, 1, 9, calls).ok
+    (tmp_path / "bundle.json").write_text(json.dumps({"fields": {"latent_dim": 64}}))
+    assert pi_check.sequential_calls(str(tmp_path)) == 1
