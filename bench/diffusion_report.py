@@ -79,6 +79,17 @@ ACCURACY_GOAL, FRECHET_GOAL, INT8_FRECHET_GOAL, SPEEDUP_GOAL = 0.80, 1.3, 1.1, 2
 Timer = Callable[[], Any]
 
 
+def pi_args(pi_infer, bundle) -> argparse.Namespace:
+    """``pi_infer.py``'s defaults (1 thread, XNNPACK, the bundle's sampler) for ``bundle``."""
+    return pi_infer.parse_args(["--bundle", str(bundle), "--out", os.devnull])
+
+
+def open_pi_model(pi_infer, args, metadata, name: str, inputs: list[str]):
+    """``pi_infer.py``'s checked ``BundleModel`` of model ``name``."""
+    model = pi_infer.checked_model(metadata, name, inputs)
+    return pi_infer.open_model(args, metadata, name, model)
+
+
 def pi_modules() -> tuple[Any, Any]:
     """``export/pi_infer.py`` and its sibling ``pi_diffusion.py``, loaded by path as on a Pi."""
     spec = importlib.util.spec_from_file_location("pi_infer", EXPORT_DIR / "pi_infer.py")
@@ -155,11 +166,9 @@ def pi_sampler(bundle: Path) -> tuple[Callable, dict]:
     """``(run(x_T, y, noise) -> images, fields)``: ``pi_diffusion.sample`` with the bundle's
     ``denoiser`` in a 1-thread ``BundleModel`` and the sampler of ``bundle.json``."""
     pi_infer, pi_diffusion = pi_modules()
-    args = argparse.Namespace(
-        bundle=str(bundle), edgetpu=False, threads=1, steps=None, guidance=None, eta=None
-    )
+    args = pi_args(pi_infer, bundle)
     metadata = pi_infer.read_metadata(args.bundle)
-    denoiser = pi_infer.load_model(args, metadata, "denoiser", ["x_t", "t_embedding", "y"])
+    denoiser = open_pi_model(pi_infer, args, metadata, "denoiser", ["x_t", "t_embedding", "y"])
     settings = pi_infer.diffusion_settings(args, metadata["fields"])
 
     def denoise(x_t, t_embedding, y):
@@ -214,8 +223,9 @@ def dcgan_row(workdir: str, data_config) -> tuple[dict, Timer]:
     result = row("DCGAN", TFLITE_INT8, 1, 1, base, metrics)
     result.update(bundle=str(bundle), int8_file_bytes=int(entry["size_bytes"]))
     pi_infer, _ = pi_modules()
-    args = argparse.Namespace(bundle=str(bundle), edgetpu=False, threads=1)
-    generator = pi_infer.load_model(args, pi_infer.read_metadata(bundle), "generator", ["z", "y"])
+    args = pi_args(pi_infer, bundle)
+    metadata = pi_infer.read_metadata(args.bundle)
+    generator = open_pi_model(pi_infer, args, metadata, "generator", ["z", "y"])
     z = np.random.default_rng(0).standard_normal((1, restored.generator.latent_dim), np.float32)
     y = np.eye(restored.generator.num_classes, dtype=np.float32)[:1]
     return result, lambda: generator.run(z=z, y=y)

@@ -474,15 +474,22 @@ def benchmark(model: BundleModel, inputs: dict[str, np.ndarray], k: int) -> tupl
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
-def load_model(
-    args: argparse.Namespace, metadata: dict[str, Any], name: str, input_names: list[str]
-) -> BundleModel:
-    """The bundle's model ``name``, checked to take exactly ``input_names`` to one output."""
+def checked_model(metadata: dict[str, Any], name: str, input_names: list[str]) -> dict[str, Any]:
+    """The ``bundle.json`` entry of model ``name``, checked to map exactly ``input_names`` to one
+    output."""
     model = metadata["models"].get(name, {"inputs": [], "outputs": []})
     if sorted(spec["name"] for spec in model["inputs"]) != sorted(input_names) or (
         len(model["outputs"]) != 1
     ):
-        raise ValueError(f"bundle.json: model {name!r} must map inputs {input_names} to one output")
+        names = ", ".join(input_names)
+        raise ValueError(f"bundle.json: model {name!r} must map inputs {names} to one output")
+    return model
+
+
+def open_model(
+    args: argparse.Namespace, metadata: dict[str, Any], name: str, model: dict[str, Any]
+) -> BundleModel:
+    """The interpreter of a `checked_model` (its sha256 verified), on ``--kernels``."""
     model_content = read_model(args.bundle, metadata, name, args.edgetpu)
     interpreter_cls, load_delegate = interpreter_api()
     delegates = edgetpu_delegates(load_delegate) if args.edgetpu else None
@@ -512,9 +519,11 @@ def _label_ids(args: argparse.Namespace, num_classes: int) -> np.ndarray:
 
 def conditional_generator(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
     """The ``dcgan``/``tinygan`` path: a grid of ``generator(z, y)`` samples, one row per label."""
-    generator = load_model(args, metadata, "generator", ["z", "y"])
-    num_classes, latent_dim = generator.inputs["y"]["shape"][1], generator.inputs["z"]["shape"][1]
+    model = checked_model(metadata, "generator", ["z", "y"])
+    shapes = {spec["name"]: spec["shape"] for spec in model["inputs"]}
+    num_classes, latent_dim = shapes["y"][1], shapes["z"][1]
     label_ids = _label_ids(args, num_classes)
+    generator = open_model(args, metadata, "generator", model)
     rng = np.random.default_rng(args.seed)
     z = rng.standard_normal((len(label_ids), latent_dim), dtype=np.float32)
     y = np.eye(num_classes, dtype=np.float32)[label_ids]
@@ -562,11 +571,12 @@ def diffusion_sampler(args: argparse.Namespace, metadata: dict[str, Any]) -> Non
     """The ``diffusion`` path: the numpy sampler of ``pi_diffusion`` calling the bundle's
     ``denoiser`` each step; ``x_T`` then the step noise from ``default_rng(--seed)``."""
     pi_diffusion = sibling_module("pi_diffusion")
-    denoiser = load_model(args, metadata, "denoiser", ["x_t", "t_embedding", "y"])
+    model = checked_model(metadata, "denoiser", ["x_t", "t_embedding", "y"])
     fields = metadata["fields"]
     settings = diffusion_settings(args, fields)
     num_classes = int(fields["num_classes"])
     label_ids = _label_ids(args, num_classes)
+    denoiser = open_model(args, metadata, "denoiser", model)
 
     def denoise(x_t, t_embedding, y):
         return denoiser.run(x_t=x_t, t_embedding=t_embedding, y=y)["output"]

@@ -135,7 +135,7 @@ def _without_generator(metadata):
 
 
 BAD_BUNDLES = {
-    "unknown_family": lambda m: m.update(family="diffusion"),
+    "unknown_family": lambda m: m.update(family="stylegan"),
     "format_1": lambda m: m.update(format_version=1),
     "bad_metadata": lambda m: m["models"]["generator"].update(batch=0),
     "no_generator": _without_generator,
@@ -152,7 +152,10 @@ BAD_BUNDLES = {
         ("bad_flag", "unrecognized arguments: --bogus"),
         ("bad_threads", "--threads"),
         ("missing_out_folder", "does not exist"),
-        ("unknown_family", "bundle family 'diffusion' is not one of ['dcgan', 'tinygan']"),
+        (
+            "unknown_family",
+            "bundle family 'stylegan' is not one of ['dcgan', 'diffusion', 'tinygan']",
+        ),
         ("format_1", "format 1: this bundle is from an older lwgen; re-export it with export/"),
         ("bad_metadata", "models.generator: bad file, sha256, quant, size_bytes, batch"),
         ("no_generator", "model 'generator' must map inputs z, y to one output"),
