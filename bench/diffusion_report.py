@@ -169,7 +169,7 @@ def pi_sampler(bundle: Path) -> tuple[Callable, dict]:
     args = pi_args(pi_infer, bundle)
     metadata = pi_infer.read_metadata(args.bundle)
     denoiser = open_pi_model(pi_infer, args, metadata, "denoiser", ["x_t", "t_embedding", "y"])
-    settings = pi_infer.diffusion_settings(args, metadata["fields"])
+    settings = pi_infer.diffusion_settings(args, metadata["fields"], pi_diffusion)
 
     def denoise(x_t, t_embedding, y):
         return denoiser.run(x_t=x_t, t_embedding=t_embedding, y=y)["output"]

@@ -549,9 +549,11 @@ def sibling_module(name: str) -> Any:
     return module
 
 
-def diffusion_settings(args: argparse.Namespace, fields: dict[str, Any]) -> dict[str, Any]:
-    """The sampler of ``bundle.json``'s fields, with ``--steps``, ``--guidance``, ``--eta``."""
-    pi_diffusion = sibling_module("pi_diffusion")
+def diffusion_settings(
+    args: argparse.Namespace, fields: dict[str, Any], pi_diffusion: Any
+) -> dict[str, Any]:
+    """The sampler of ``bundle.json``'s fields, with ``--steps``, ``--guidance``, ``--eta``
+    (``pi_diffusion``: the loaded `sibling_module`, for the step grid)."""
     schedule = fields["schedule"]
     timesteps = np.asarray(fields["timesteps"], np.int64)
     if args.steps is not None:
@@ -573,7 +575,7 @@ def diffusion_sampler(args: argparse.Namespace, metadata: dict[str, Any]) -> Non
     pi_diffusion = sibling_module("pi_diffusion")
     model = checked_model(metadata, "denoiser", ["x_t", "t_embedding", "y"])
     fields = metadata["fields"]
-    settings = diffusion_settings(args, fields)
+    settings = diffusion_settings(args, fields, pi_diffusion)
     num_classes = int(fields["num_classes"])
     label_ids = _label_ids(args, num_classes)
     denoiser = open_model(args, metadata, "denoiser", model)

@@ -2,7 +2,6 @@
 ``export/pi_infer.py`` on the device) accept and refuse exactly the same metadata."""
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,19 +9,13 @@ import pytest
 from lwgen.errors import BundleError
 from lwgen.export import metadata as lwgen_schema
 from lwgen.export.bundle import load_bundle
+from tests.conftest import load_script
 from tests.export_toys import toy_bundle
 
 PI_INFER = Path(__file__).resolve().parents[1] / "export" / "pi_infer.py"
 
 
-def _load_pi_infer():
-    spec = importlib.util.spec_from_file_location("pi_infer_under_test", PI_INFER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pi_infer = _load_pi_infer()
+pi_infer = load_script(PI_INFER, "pi_infer_under_test")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 distillation round, one narrow student, INT8 and float32 export, and sampling on the Pi path
 (``export/pi_infer.py`` with the numpy sampler of ``export/pi_diffusion.py``)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from lwgen.families.diffusion_rounds import progressive_rounds, round_dir
 from lwgen.models.unet import timestep_embedding
 from lwgen.train.checkpoint import read_config, restore_inference
 from lwgen.train.loop import train
+from tests.conftest import load_script
 from tests.test_pi_infer import run_pi
 from tests.tiny import tiny_diffusion_config, tiny_diffusion_teacher
 
@@ -28,10 +28,7 @@ PI_DIFFUSION = Path(__file__).resolve().parents[1] / "export" / "pi_diffusion.py
 
 
 def _pi_diffusion():
-    spec = importlib.util.spec_from_file_location("pi_diffusion_under_test", PI_DIFFUSION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PI_DIFFUSION, "pi_diffusion_under_test")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ The slow test sets up qemu, the arm64 root and the aarch64 wheels in the check's
 cannot be done on this machine.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -18,14 +17,12 @@ import numpy as np
 import pytest
 
 from lwgen.errors import BundleError
+from tests.conftest import load_script
 from tests.export_toys import toy_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 PI_CHECK = ROOT / "export" / "pi_check.py"
-_spec = importlib.util.spec_from_file_location("pi_check_under_test", PI_CHECK)
-pi_check = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = pi_check  # dataclasses look their module up there
-_spec.loader.exec_module(pi_check)
+pi_check = load_script(PI_CHECK, "pi_check_under_test")
 
 
 def run_check(*args, timeout=1800):
@@ -122,11 +119,7 @@ def test_bundle_summary_picks_the_runtime_path(tmp_path):
 
 
 def test_every_pi_infer_family_has_check_inputs():
-    spec = importlib.util.spec_from_file_location(
-        "pi_infer_for_check", ROOT / "export" / "pi_infer.py"
-    )
-    pi_infer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pi_infer)
+    pi_infer = load_script(ROOT / "export" / "pi_infer.py", "pi_infer_for_check")
     assert set(pi_infer.FAMILIES) <= set(pi_check.FAMILY_ARGS)
 
 

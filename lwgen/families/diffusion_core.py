@@ -209,11 +209,10 @@ def _init(trainer: Trainer, shape, seed: int, start_from_teacher: bool) -> Train
     distillation, Salimans & Ho 2022 Alg. 2 "initialize student from teacher"), EMA equal to it."""
     module = trainer.modules[DENOISER]
     key, run_key = jax.random.split(jax.random.PRNGKey(seed))
-    variables = module.init(key, *_dummy_inputs(module, shape))
-    if start_from_teacher:
-        variables = jax.tree.map(
-            jnp.copy, trainer.frozen[TEACHER]
-        )  # own buffers: the step donates the state
+    if start_from_teacher:  # own buffers: the step donates the state
+        variables = jax.tree.map(jnp.copy, trainer.frozen[TEACHER])
+    else:
+        variables = module.init(key, *_dummy_inputs(module, shape))
     return create_train_state(
         run_key, {DENOISER: variables}, trainer.optimizers, ema_of=(DENOISER,)
     )
