@@ -20,6 +20,7 @@ from lwgen.data.folder import load_folder_source
 from lwgen.data.idx import load_fashion_mnist_idx
 from lwgen.data.source import ArraySource, check_batch_divisible, check_split, shard_batch
 from lwgen.data.tfds_source import TFDS_NAMES, load_tfds_source
+from lwgen.data.unpaired import load_cycle_gan_tfds, load_fashion_unpaired, load_unpaired_folder
 from lwgen.errors import ConfigError
 
 __all__ = [
@@ -43,6 +44,9 @@ LOADERS = {
     "fashion_mnist_idx": load_fashion_mnist_idx,
     "folder": load_folder_source,
     **{name: functools.partial(load_tfds_source, name) for name in TFDS_NAMES},
+    "fashion_unpaired": load_fashion_unpaired,
+    "unpaired_folder": load_unpaired_folder,
+    "cycle_gan_tfds": load_cycle_gan_tfds,
 }
 
 
@@ -56,7 +60,8 @@ def load_source(data_config: Mapping, split: str) -> ArraySource:
       split: ``"train"`` or ``"heldout"``.
 
     Returns:
-      An `ArraySource` with uint8 ``[N, image_size, image_size, channels]`` images.
+      An `ArraySource` with uint8 ``[N, image_size, image_size, channels]`` images (an
+      ``lwgen.data.unpaired.UnpairedSource`` for the two-domain sources).
 
     Raises:
       ConfigError: on an unknown source (listing the valid ones) or a bad config entry.

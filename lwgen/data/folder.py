@@ -55,8 +55,11 @@ def list_image_files(path: str) -> tuple[list[str], list[str], np.ndarray]:
     return class_names, files, np.asarray(labels, np.int32)
 
 
-def read_image(file: str, image_size: int, channels: int) -> np.ndarray:
+def read_image(file: str, image_size: int, channels: int, convert=convert_image) -> np.ndarray:
     """Decodes one image file to uint8 ``[image_size, image_size, channels]``.
+
+    ``convert(image, image_size, channels)`` sizes the decoded Pillow image (default: a resize
+    that does not keep the aspect ratio, ``lwgen.data.source.convert_image``).
 
     Raises:
       DataError: naming ``file`` if Pillow cannot read or decode it.
@@ -65,7 +68,7 @@ def read_image(file: str, image_size: int, channels: int) -> np.ndarray:
     try:
         with Image.open(file) as image:
             image.load()
-            return convert_image(image, image_size, channels)
+            return convert(image, image_size, channels)
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {file!r}: {e}") from e
 

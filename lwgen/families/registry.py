@@ -29,6 +29,7 @@ Batch = dict[str, Any]
 Metrics = dict[str, Any]
 
 BUILTIN = {
+    "cyclegan": "lwgen.families.cyclegan",
     "dcgan": "lwgen.families.dcgan",
     "diffusion": "lwgen.families.diffusion",
     "tinygan": "lwgen.families.tinygan",

@@ -1,4 +1,4 @@
-"""Shared building blocks: condition fusion and upsampling blocks.
+"""Shared building blocks: condition fusion, normalization choice and upsampling blocks.
 
 The upsampling op is a model option because training speed on XLA CPU and operator support on the
 Edge TPU differ per op (see `shared/DESIGN.md`, "Measured facts"):
@@ -22,6 +22,7 @@ from flax import linen as nn
 from jax import lax
 
 UPSAMPLE_MODES = ("transpose", "resize_conv", "subpixel")
+NORMS = ("instance", "batch", "none")
 
 
 def concat_condition(z: jax.Array, y: jax.Array) -> jax.Array:
@@ -168,3 +169,37 @@ class Upsample2x(nn.Module):
             x = nn.Conv(self.features * 4, (3, 3), padding="SAME", use_bias=self.use_bias)(x)
             return depth_to_space(x, 2)
         raise ValueError(f"upsample mode {self.mode!r} is not one of {UPSAMPLE_MODES}")
+
+
+def normalization(kind: str, train: bool, axis_name: str | None = None, name: str | None = None):
+    """A normalization layer for NHWC feature maps, chosen by name.
+
+    * ``"instance"``: per-image, per-channel statistics with a learned scale and bias (Ulyanov et
+      al. 2016, "Instance Normalization"); the same in training and inference, so it exports as
+      MEAN / SQUARED_DIFFERENCE / RSQRT ops computed on the device.
+    * ``"batch"``: batch statistics in training, running averages in inference (Ioffe & Szegedy
+      2015), averaged over the devices of ``axis_name``; folds into the preceding convolution at
+      export (no normalization op in the graph).
+    * ``"none"``: the identity.
+
+    Args:
+      kind: one of ``NORMS``.
+      train: training mode (``"batch"`` uses and updates batch statistics).
+      axis_name: mapped axis of a data-parallel step for ``"batch"`` (None outside one).
+      name: the submodule name.
+
+    Returns:
+      A callable ``x f32 [B, H, W, C] -> f32 [B, H, W, C]``.
+
+    Raises:
+      ValueError: on an unknown ``kind``.
+    """
+    if kind == "instance":
+        return nn.InstanceNorm(epsilon=1e-5, name=name)
+    if kind == "batch":
+        return nn.BatchNorm(
+            use_running_average=not train, momentum=0.9, axis_name=axis_name, name=name
+        )
+    if kind == "none":
+        return lambda x: x
+    raise ValueError(f"norm {kind!r} is not one of {NORMS}")
