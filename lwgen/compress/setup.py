@@ -10,9 +10,10 @@ any family; ``"generator"`` by default):
   Gupta 2017 (§3, eq. 1), enforced inside the optax update and stored in the optimizer state.
 * ``"structured"`` — nothing changes in training: the physically smaller network is described by
   its config (e.g. ``model.generator.widths``, see ``lwgen.compress.structured``).
-* ``"qat"`` — the network runs under fake quantization (``lwgen.compress.fake_quant``, Jacob et
-  al. 2018) through ``Trainer.applies``; the activation ranges live in its ``quant_stats``
-  collection, calibrated on the family's ``example_inputs`` when the state is created.
+* ``"qat"`` — the network (or each of ``compress.networks``) runs under fake quantization
+  (``lwgen.compress.fake_quant``, Jacob et al. 2018) through ``Trainer.applies``; the activation
+  ranges live in its ``quant_stats`` collection, calibrated on the family's ``example_inputs``
+  when the state is created.
 """
 
 from __future__ import annotations
@@ -203,16 +204,26 @@ def apply_compression(trainer: Trainer, config: ml_collections.ConfigDict) -> Tr
         )
         return dataclasses.replace(trainer, optimizers={**trainer.optimizers, network: tx})
     quant = fake_quant.QuantConfig(ema_decay=group.quant_ema_decay, axis_name=AXIS)
-    apply = functools.partial(_qat_apply, trainer.modules[network], quant)
-    hook = functools.partial(
-        _with_quant_stats,
-        trainer=trainer,
-        network=network,
-        seed=config.seed,
-        decay=group.quant_ema_decay,
-    )
-    return dataclasses.replace(
-        trainer,
-        applies={**trainer.applies, network: apply},
-        init_hooks=(*trainer.init_hooks, hook),
-    )
+    compressed = trainer
+    for name in qat_networks(group):
+        _check_network(trainer, name)
+        apply = functools.partial(_qat_apply, trainer.modules[name], quant)
+        hook = functools.partial(
+            _with_quant_stats,
+            trainer=trainer,
+            network=name,
+            seed=config.seed,
+            decay=group.quant_ema_decay,
+        )
+        compressed = dataclasses.replace(
+            compressed,
+            applies={**compressed.applies, name: apply},
+            init_hooks=(*compressed.init_hooks, hook),
+        )
+    return compressed
+
+
+def qat_networks(group: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The networks QAT fake-quantizes: ``compress.networks`` where a config sets it (e.g. both
+    CycleGAN generators), else ``(compress.network,)``."""
+    return tuple(group.get("networks", None) or (group.get("network", "generator"),))

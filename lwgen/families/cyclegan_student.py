@@ -199,3 +199,44 @@ def student_config(
         workdir=teacher_workdir, recon_weight=recon_weight, distill_weight=distill_weight
     )
     return config
+
+
+def qat_workdir(workdir: str, out_workdir: str, num_steps: int, lr: float | None = None):
+    """Quantization-aware fine-tuning of both student generators of ``workdir`` into
+    ``out_workdir`` (``lwgen.compress``, method ``"qat"`` on ``compress.networks =
+    (generator_ab, generator_ba)``), continuing the distillation objective; resumes if
+    ``out_workdir`` already holds the run.
+
+    Args:
+      workdir: a trained student (or teacher) workdir.
+      out_workdir: the QAT workdir.
+      num_steps: fine-tuning steps.
+      lr: peak learning rate of the fine-tune (default: the source's).
+
+    Returns:
+      The final `TrainState`.
+    """
+    from lwgen.compress.finetune import compressed_config, initial_state, restore_source
+    from lwgen.compress.setup import compress_group
+    from lwgen.families.registry import make_trainer
+    from lwgen.train import checkpoint
+    from lwgen.train.loop import train
+
+    if checkpoint.checkpoint_manager(out_workdir).latest_step() is not None:
+        return train(checkpoint.read_config(out_workdir), out_workdir)
+    source_config, source = restore_source(workdir)
+    group = compress_group(
+        "qat", 0.0, num_steps, source_workdir=workdir, source_step=int(source.step),
+        source_params="raw", network=core.G_AB,
+    )  # fmt: skip
+    group.networks = core.GENERATORS
+    config = compressed_config(source_config, group, num_steps)
+    if lr is not None:
+        config.optim.lr = lr
+    state = initial_state(config, source.networks[core.G_AB].variables(), source)
+    trainer = make_trainer(config)
+    checkpoint.write_config(out_workdir, config)
+    manager = checkpoint.checkpoint_manager(out_workdir, config.train.keep_checkpoints)
+    checkpoint.save_state(manager, state, trainer.inference_variables(state))
+    manager.wait_until_finished()
+    return train(config, out_workdir, trainer)
