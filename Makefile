@@ -11,7 +11,7 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # reads OPENCV_DOC_DIR/usr/share/doc/opencv-doc/examples/data by default.
 OPENCV_DOC_DIR ?= $(HOME)/.cache/lwgen/opencv-doc
 
-.PHONY: demo demo-diffusion test test-slow bench lint clean pi-check fashion-mnist opencv-doc
+.PHONY: demo demo-diffusion demo-cyclegan test test-slow bench lint clean pi-check fashion-mnist opencv-doc
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ demo: $(STAMP)
 demo-diffusion: $(STAMP) fashion-mnist
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_diffusion.py --root=runs/diffusion \
 		--config.data.data_dir=$(FASHION_MNIST_DIR)
+
+# Teacher, GAN Compression student, QAT, INT8 bundle, pi_infer translations and grid, then the
+# five-row report (runs/cyclegan/report/cyclegan_report.md).
+demo-cyclegan: $(STAMP) fashion-mnist
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_cyclegan.py --root=runs/cyclegan \
+		--config.data.data_dir=$(FASHION_MNIST_DIR)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) bench/cyclegan_report.py --root=runs/cyclegan \
+		--out=runs/cyclegan/report
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -20,7 +20,8 @@ script) with the bundle's ``denoiser`` each step, from the schedule and sampler 
 
 The image->image families read ``--input`` (a PNG/JPEG file or a folder of them, fitted to the
 model's shape by ``pi_images.py``, keep it next to this script) and write one PNG per input
-(`write_images`).
+(`write_images`). The ``cyclegan`` family (``pi_cyclegan.py``) translates with the generator of
+``--direction a2b|b2a``.
 
 The grid has one row per label and ``--num`` columns, each image upscaled ``--scale``× (nearest)
 with a 2 px gutter. ``--npy`` also saves ``images`` (uint8 ``[N, H, W, C]``) and ``labels`` (int64
@@ -140,6 +141,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta")
     parser.add_argument(
         "--input", default=None, help="image->image bundles: a PNG/JPEG file or a folder of them"
+    )
+    parser.add_argument(
+        "--direction", choices=("a2b", "b2a"), default="a2b", help="cyclegan: which generator"
     )
     return parser.parse_args(argv)
 
@@ -635,10 +639,17 @@ def diffusion_sampler(args: argparse.Namespace, metadata: dict[str, Any]) -> Non
         )
 
 
+def image_translator(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``cyclegan`` path: ``pi_cyclegan.translate`` (keep it next to this script) runs the
+    bundle's generator of ``--direction`` on ``--input``."""
+    sibling_module("pi_cyclegan").translate(args, metadata, sys.modules[__name__])
+
+
 FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "dcgan": conditional_generator,
     "tinygan": conditional_generator,
     "diffusion": diffusion_sampler,
+    "cyclegan": image_translator,
 }
 
 

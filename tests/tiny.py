@@ -79,6 +79,52 @@ def tiny_diffusion_teacher(out_dir: str) -> str:
     return out_dir
 
 
+def tiny_unpaired_folder(out_dir: str) -> str:
+    """``out_dir/A`` and ``out_dir/B``: six random PNGs each of varying sizes (made once)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for domain, shift in (("A", 0), ("B", 128)):
+        os.makedirs(os.path.join(out_dir, domain), exist_ok=True)
+        for i in range(6):
+            path = os.path.join(out_dir, domain, f"{i}.png")
+            if not os.path.isfile(path):
+                size = (18 + 2 * i, 20)
+                pixels = rng.integers(shift, shift + 128, (*size, 1), dtype=np.uint8)
+                Image.fromarray(pixels[..., 0]).save(path)
+    return out_dir
+
+
+def tiny_cyclegan_config(folder: str, num_train_steps: int = 4, teacher_workdir=None):
+    """Width-4 ResNet generators (one block) and one-layer PatchGANs on 16×16 crops of a tiny
+    unpaired folder, batch 8, a pool of 4 (full after one step); with ``teacher_workdir``, a
+    width-2 separable student of it."""
+    from lwgen.families.cyclegan import cyclegan_config
+    from lwgen.families.cyclegan_student import student_config
+
+    config = cyclegan_config("unpaired_folder", (16, 16, 1), base_width=4, num_blocks=1)
+    config.data.update(path=folder, load_size=18, flip=True, heldout_fraction=0.34)
+    config.model.discriminator.num_layers = 1
+    config.cycle.pool_size = 4
+    config.num_train_steps = num_train_steps
+    config.train.update(log_every=1, checkpoint_every=2, sample_every=100, keep_checkpoints=5)
+    config.export.update(min_psnr=10.0, num_calibration=200)
+    if teacher_workdir is not None:
+        student = dict(base_width=2, separable=True)
+        config = student_config(config, teacher_workdir, student, num_train_steps)
+    return config
+
+
+def tiny_cyclegan_teacher(out_dir: str, folder: str) -> str:
+    """A tiny CycleGAN workdir trained for 2 steps (made once)."""
+    from lwgen.train.loop import train
+
+    if not os.path.isdir(os.path.join(out_dir, "checkpoints")):
+        train(tiny_cyclegan_config(folder, 2), out_dir)
+    return out_dir
+
+
 def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
     """The tiny config of ``family``; ``scratch_dir`` holds what it needs (a distillation set).
 
@@ -93,6 +139,9 @@ def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
             tiny_distill_set(os.path.join(scratch_dir, "distill_set")), num_train_steps
         ),
         "toy": lambda: toy_config(num_train_steps),
+        "cyclegan": lambda: tiny_cyclegan_config(
+            tiny_unpaired_folder(os.path.join(scratch_dir, "unpaired")), num_train_steps
+        ),
         "diffusion": lambda: tiny_diffusion_config(
             num_train_steps,
             tiny_diffusion_teacher(os.path.join(scratch_dir, "diffusion_teacher")),

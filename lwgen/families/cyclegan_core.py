@@ -227,11 +227,15 @@ def dummy_image(config: ml_collections.ConfigDict) -> jax.Array:
 
 
 def init_variables(config: ml_collections.ConfigDict, seed: int) -> dict[str, Any]:
-    """Initial variables of the four networks from ``seed`` (one key per network)."""
-    keys = jax.random.split(jax.random.PRNGKey(seed), 4)
-    x = dummy_image(config)
+    """Initial variables of the four networks from ``seed`` (one key per network; one jitted
+    program, as eager Flax initialisation dispatches and compiles every op separately)."""
     nets = modules(config)
-    return {name: nets[name].init(key, x) for name, key in zip(nets, keys, strict=True)}
+    x = dummy_image(config)
+
+    def init(keys):
+        return {name: nets[name].init(key, x) for name, key in zip(nets, keys, strict=True)}
+
+    return jax.jit(init)(jax.random.split(jax.random.PRNGKey(seed), 4))
 
 
 def _init(trainer: Trainer, config: ml_collections.ConfigDict) -> TrainState:
@@ -258,7 +262,8 @@ def inference_variables(state: TrainState) -> dict[str, Any]:
 
 def inference_shapes(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """Abstract `inference_variables` of ``config``."""
-    shapes = jax.eval_shape(lambda: init_variables(config, 0))
+    nets, x = modules(config), dummy_image(config)
+    shapes = {name: jax.eval_shape(nets[name].init, jax.random.PRNGKey(0), x) for name in nets}
     return {
         name: {k: v for k, v in variables.items() if k == "params" or k in EXPORTED_COLLECTIONS}
         for name, variables in shapes.items()
