@@ -87,7 +87,9 @@ def pi_grid(root: str, bundle: str, pi_script: str, data_config, columns: int) -
     for domain, forward, back in (("a", "a2b", "b2a"), ("b", "b2a", "a2b")):
         inputs = os.path.join(pi_dir, f"inputs_{domain}")
         write_pngs(inputs, images[domain][:columns])
-        translated, returned = (os.path.join(pi_dir, f"{domain}_{name}") for name in (forward, "cycle"))
+        translated, returned = (
+            os.path.join(pi_dir, f"{domain}_{name}") for name in (forward, "cycle")
+        )
         timings[forward] = pi_translate(pi_script, bundle, forward, inputs, translated)
         pi_translate(pi_script, bundle, back, translated, returned)
         rows += [read_pngs(inputs), read_pngs(translated), read_pngs(returned)]
@@ -113,7 +115,9 @@ def format_report(report: dict[str, Any]) -> str:
     for row in report["rows"]:
         m = row["metrics"]
         cells = [f"{m[f'{d}_{k}']:.3f}" for k in METRICS for d in ("a2b", "b2a")]
-        lines.append(f"| {row['model']} | {row['runtime']} | {row['macs']:,} | {' | '.join(cells)} |")
+        lines.append(
+            f"| {row['model']} | {row['runtime']} | {row['macs']:,} | {' | '.join(cells)} |"
+        )
     real = report["rows"][0]["metrics"]
     lines += [
         "",
@@ -159,8 +163,10 @@ def _stages(config, root) -> tuple[dict[str, str], dict[str, float]]:
     train(config, dirs["teacher"])
     wall["teacher"] = time.perf_counter() - start
     plan = config.student
-    student = student_config(config, dirs["teacher"], plan.generator.to_dict(),
-                             plan.num_train_steps, plan.recon_weight, plan.distill_weight)  # fmt: skip
+    weights = (plan.recon_weight, plan.distill_weight)
+    student_steps = plan.num_train_steps
+    student = student_config(config, dirs["teacher"], plan.generator.to_dict(), student_steps,
+                             *weights)  # fmt: skip
     train(student, dirs["student"])
     wall["student"] = time.perf_counter() - start - wall["teacher"]
     qat_workdir(dirs["student"], dirs["student_qat"], plan.qat_steps, plan.qat_lr)
@@ -186,7 +192,10 @@ def _run(config, root, pi_script, columns) -> dict[str, Any]:
     report = {
         "domains": metadata["fields"]["domains"],
         "rows": rows,
-        "bundle": {"path": bundle, "bytes": {n: m["size_bytes"] for n, m in metadata["models"].items()}},
+        "bundle": {
+            "path": bundle,
+            "bytes": {n: m["size_bytes"] for n, m in metadata["models"].items()},
+        },
         "pi_ms": pi_grid(root, bundle, pi_script, config.data, columns),
         "wall_s": {**wall, "total": time.perf_counter() - start},
     }

@@ -27,7 +27,8 @@ from lwgen.families.registry import Restored
 INPUT_DOMAIN = {core.G_AB: "a", core.G_BA: "b"}
 
 
-def _generator_fn(module, variables, image) -> dict[str, jax.Array]:
+def generator_fn(module, variables, image) -> dict[str, jax.Array]:
+    """``{"image": module(image)}`` in inference mode: an `ExportSpec` function."""
     return {"image": module.apply(variables, image, train=False)}
 
 
@@ -58,7 +59,7 @@ def export_specs(restored: Restored, batch: int = 1) -> list[ExportSpec]:
     return [
         ExportSpec(
             name=name,
-            fn=functools.partial(_generator_fn, nets[name]),
+            fn=functools.partial(generator_fn, nets[name]),
             variables=restored.variables[name],
             inputs=(TensorSpec("image", shape),),
             outputs=("image",),
