@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.export.quant = "int8_io"  # full-integer: the Edge TPU path
     config.student = dict(
         generator=dict(base_width=8, num_blocks=2, separable=True),
-        num_train_steps=800,
+        num_train_steps=1500,
         recon_weight=10.0,
         distill_weight=1.0,
         qat_steps=200,

@@ -1,4 +1,4 @@
-"""Tests for lwgen/losses/cycle.py: each loss against hand-computed values, the image pool's rule."""
+"""Tests for lwgen/losses/cycle.py: each loss against hand-computed values; the pool rule."""
 
 import jax
 import jax.numpy as jnp

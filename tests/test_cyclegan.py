@@ -30,9 +30,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PI_INFER = os.path.join(ROOT, "export", "pi_infer.py")
 
 
+def _init(module, x):
+    return jax.jit(module.init)(jax.random.PRNGKey(0), x)
+
+
 def _profile(module, size=32):
     x = jnp.zeros((1, size, size, 1))
-    return profile_model(module, module.init(jax.random.PRNGKey(0), x), x, train=False)
+    return profile_model(module, _init(module, x), x, train=False)
 
 
 @pytest.mark.parametrize(
@@ -45,11 +49,11 @@ def _profile(module, size=32):
 )
 def test_generators_map_images_to_images_in_range_without_transpose_convs(module):
     x = jax.random.uniform(jax.random.PRNGKey(0), (2, 16, 16, 1), minval=-1, maxval=1)
-    variables = module.init(jax.random.PRNGKey(1), x)
-    out, features = module.apply(variables, x, return_features=True)
+    variables = _init(module, x)
+    out, features = jax.jit(lambda v, x: module.apply(v, x, return_features=True))(variables, x)
     assert out.shape == x.shape and float(jnp.max(jnp.abs(out))) <= 1.0
     assert len(features) >= 2
-    layers = {row["op"] for row in _profile(module, 16)["layers"]}
+    layers = {row["op"] for row in profile_model(module, variables, x[:1])["layers"]}
     assert not any("transpose" in op for op in layers)
 
 
@@ -57,7 +61,8 @@ def test_patchgan_receptive_field_is_70_at_three_layers_and_its_logits_are_patch
     assert [patchgan_receptive_field(n) for n in (1, 2, 3)] == [16, 34, 70]
     d = PatchDiscriminator(base_width=4, num_layers=2)
     x = jnp.zeros((1, 32, 32, 1))
-    assert d.apply(d.init(jax.random.PRNGKey(0), x), x).shape == (1, 6, 6, 1)
+    logits = jax.eval_shape(lambda: d.init_with_output(jax.random.PRNGKey(0), x)[0])
+    assert logits.shape == (1, 6, 6, 1)
 
 
 def test_fashion_config_student_needs_at_least_ten_times_fewer_macs():
@@ -124,19 +129,28 @@ def test_cycle_gan_tfds_source_reads_both_domains_under_mock_data():
         load_source(config.data, "train")
 
 
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory):
+    """``(unpaired folder, tiny teacher workdir)``, made once for this module."""
+    root = tmp_path_factory.mktemp("cyclegan")
+    folder = tiny_unpaired_folder(str(root / "data"))
+    return folder, tiny_cyclegan_teacher(str(root / "teacher"), folder)
+
+
 def _pi_infer(*args):
     return subprocess.run(
         [sys.executable, PI_INFER, *args], capture_output=True, text=True, check=False
     )
 
 
-def test_miniature_end_to_end_distil_export_int8_and_translate_with_pi_infer(tmp_path):
+def test_miniature_end_to_end_distil_export_int8_and_translate_with_pi_infer(
+    tiny_teacher, tmp_path
+):
     from lwgen.export.bundle import export_workdir
     from lwgen.families.cyclegan import evaluate_bundle
     from lwgen.train.loop import train
 
-    folder = tiny_unpaired_folder(str(tmp_path / "data"))
-    teacher = tiny_cyclegan_teacher(str(tmp_path / "teacher"), folder)
+    folder, teacher = tiny_teacher
     student = tiny_cyclegan_config(folder, 2, teacher_workdir=teacher)
     state = train(student, str(tmp_path / "student"))
     assert set(state.networks) == {*core.GENERATORS, *core.DISCRIMINATORS, "mapping_ab",
@@ -166,14 +180,13 @@ def test_miniature_end_to_end_distil_export_int8_and_translate_with_pi_infer(tmp
 
 
 @pytest.mark.slow
-def test_qat_fine_tunes_both_student_generators_and_exports(tmp_path):
+def test_qat_fine_tunes_both_student_generators_and_exports(tiny_teacher, tmp_path):
     from lwgen.compress.fake_quant import QUANT_COLLECTION
     from lwgen.export.bundle import export_workdir
     from lwgen.families.cyclegan_student import qat_workdir
     from lwgen.train.loop import train
 
-    folder = tiny_unpaired_folder(str(tmp_path / "data"))
-    teacher = tiny_cyclegan_teacher(str(tmp_path / "teacher"), folder)
+    folder, teacher = tiny_teacher
     train(tiny_cyclegan_config(folder, 2, teacher_workdir=teacher), str(tmp_path / "student"))
     state = qat_workdir(str(tmp_path / "student"), str(tmp_path / "qat"), 2)
     for name in core.GENERATORS:

@@ -86,7 +86,7 @@ class ConvNormAct(nn.Module):
             strides=(self.stride, self.stride),
             padding=pad,
             feature_group_count=self.groups,
-            use_bias=self.norm != "batch",
+            use_bias=self.norm == "none",  # a normalization removes (and re-learns) the bias
         )(x)
         x = normalization(self.norm, train, self.axis_name)(x)
         if self.activation == "relu":
@@ -131,7 +131,7 @@ class UpNormRelu(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """float32 ``[B, H, W, C]`` → ``[B, 2H, 2W, features]``."""
-        x = Upsample2x(self.features, "resize_conv", use_bias=self.norm != "batch")(x, train)
+        x = Upsample2x(self.features, "resize_conv", use_bias=self.norm == "none")(x, train)
         return nn.relu(normalization(self.norm, train, self.axis_name)(x))
 
 
