@@ -1,20 +1,21 @@
 """CycleGAN report: teacher and GAN Compression student, float32 and INT8, on one table.
 
     python bench/cyclegan_report.py --root=runs/cyclegan --out=runs/cyclegan/report \\
-        [--latency_runs=50] [--big_size=256] [--big_runs=5]
+        [--latency_runs=50] [--big_size=256] [--big_runs=5] \\
+        [--extra="student BN QAT INT8=runs/cyclegan_bn/student_qat:int8_io"]
 
 Reads the workdirs of ``make demo-cyclegan`` (``ROOT/teacher``, ``ROOT/student``,
 ``ROOT/student_qat``), exports them into ``OUT/bundles`` and measures five rows: teacher float32,
 teacher INT8, student float32, student INT8 (post-training quantization) and student QAT INT8
-(INT8 rows are full-integer ``int8_io`` bundles, the Edge TPU form). Columns: params and MACs per
-image of one generator (``lwgen.eval.profile``), the ``generator_ab`` file bytes, ms per image at
-batch 1 on one thread with ``export/pi_infer.py``'s interpreter (XNNPACK) at 32×32 and at
-``--big_size``² (the same architectures with random weights and random inputs: latency only),
-the Fashion-MNIST judge's target-class rate and Fréchet distance and the cycle L1 of each
-direction (``lwgen.families.cyclegan.evaluate_bundle``, every held-out image), and the Edge TPU
-op coverage of the int8_io models (``lwgen.export.edgetpu``). A second table compares the
-student's normalization choices (instance norm vs batch norm, which folds into the convs) as
-int8_io graphs: op count, latency and Edge TPU coverage.
+(INT8 rows are full-integer ``int8_io`` bundles, the Edge TPU form), then any ``--extra`` rows.
+Columns: params and MACs per image of one generator (``lwgen.eval.profile``); the
+``generator_ab`` file bytes; ms per image at batch 1 on one thread with ``export/pi_infer.py``'s
+interpreter (XNNPACK) at 32×32 and at ``--big_size``² (the same architectures with random
+weights and inputs: latency only); the Fashion-MNIST judge's target-class rate, the Fréchet
+distance and the cycle L1 of each direction (``lwgen.families.cyclegan.evaluate_bundle``, every
+held-out image); the Edge TPU op coverage of the int8_io models (``lwgen.export.edgetpu``). A
+second table compares the student's normalization choices (instance norm vs batch norm, which
+folds into the convs) as int8_io graphs: op count, latency and Edge TPU coverage.
 
 Goals (issue 10): student MACs ≤ 1/10 of the teacher's; INT8 student target-class rate ≥ 0.9×
 the float teacher's and Fréchet distance ≤ 1.3× the teacher's (each direction); every compute op
@@ -36,6 +37,7 @@ from absl import flags
 
 from lwgen import cli
 from lwgen.demo_cyclegan import generator_macs
+from lwgen.errors import ConfigError
 from lwgen.export.bundle import export_bundle, export_workdir
 from lwgen.export.edgetpu import edgetpu_report
 from lwgen.export.spec import ExportSpec, TensorSpec
@@ -50,6 +52,7 @@ flags.DEFINE_string("out", None, "Report folder (bundles/, cyclegan_report.md/.j
 flags.DEFINE_integer("latency_runs", 50, "Timed invocations per model at 32×32.", lower_bound=1)
 flags.DEFINE_integer("big_size", 256, "Side of the latency-only column.", lower_bound=32)
 flags.DEFINE_integer("big_runs", 5, "Timed invocations per model at big_size.", lower_bound=1)
+flags.DEFINE_list("extra", [], "More rows, each NAME=WORKDIR:QUANT (e.g. a batch-norm student).")
 flags.mark_flags_as_required(["out"])
 FLAGS = flags.FLAGS
 
@@ -96,7 +99,7 @@ def coverage(bundle: Path, quant: str) -> float | None:
 
 def measure_row(name: str, workdir: Path, quant: str, bundles: Path, pi_infer) -> dict:
     """One row's bundle, profile, file size, 32×32 latency, metrics and coverage."""
-    bundle = bundles / f"{workdir.name}_{quant}"
+    bundle = bundles / f"{workdir.parent.name}_{workdir.name}_{quant}"
     metadata = export_workdir(workdir, bundle, quant=quant)
     restored = restore_inference(str(workdir))
     return {
@@ -150,7 +153,8 @@ def big_latency(rows: list[dict], bundles: Path, pi_infer) -> None:
     measured: dict[tuple, float] = {}
     for row in rows:
         generator = row["config"].model.generator
-        key = (generator.base_width, generator.num_blocks, generator.separable, row["quant"])
+        key = (*(generator[k] for k in ("base_width", "num_blocks", "separable", "norm")),
+               row["quant"])  # fmt: skip
         if key not in measured:
             out = bundles / f"big_{len(measured)}"
             random_bundle(row["config"], FLAGS.big_size, row["quant"], out)
@@ -181,7 +185,7 @@ def check_goals(rows: list[dict]) -> list[dict]:
                   f"{student['macs']:,} vs {teacher['macs']:,} "
                   f"({teacher['macs'] / student['macs']:.1f}x fewer)",
                   student["macs"] <= MACS_GOAL * teacher["macs"])]  # fmt: skip
-    for row in rows[3:]:
+    for row in [r for r in rows[3:] if r["quant"].startswith("int8")]:
         for d in DIRECTIONS:
             t, s = teacher["metrics"], row["metrics"]
             goals.append(
@@ -245,12 +249,28 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def row_plan(root: Path, extra: list[str]) -> list[tuple[str, Path, str]]:
+    """``ROWS`` under ``root``, then the ``--extra`` rows ``NAME=WORKDIR:QUANT``.
+
+    Raises:
+      ConfigError: on an extra row that does not have that form.
+    """
+    plan = [(name, root / workdir, quant) for name, workdir, quant in ROWS]
+    for item in extra:
+        name, _, rest = item.partition("=")
+        workdir, _, quant = rest.rpartition(":")
+        if not (name and workdir and quant):
+            raise ConfigError(f"--extra {item!r} is not NAME=WORKDIR:QUANT")
+        plan.append((name, Path(workdir), quant))
+    return plan
+
+
 def report(root: Path, out: Path) -> dict[str, Any]:
     """Measures every row and writes ``cyclegan_report.md`` and ``.json``."""
     pi_infer, bundles = pi_infer_module(), out / "bundles"
     bundles.mkdir(parents=True, exist_ok=True)
-    rows = [measure_row(name, root / workdir, quant, bundles, pi_infer)
-            for name, workdir, quant in ROWS]  # fmt: skip
+    rows = [measure_row(name, workdir, quant, bundles, pi_infer)
+            for name, workdir, quant in row_plan(root, FLAGS.extra)]  # fmt: skip
     big_latency(rows, bundles, pi_infer)
     result = {
         "root": str(root),
