@@ -76,6 +76,14 @@ def test_fashion_config_student_needs_at_least_ten_times_fewer_macs():
     assert _profile(teacher)["macs"] >= 10 * _profile(student)["macs"]
 
 
+def test_learning_rate_is_constant_for_half_of_training_then_decays_linearly_to_zero():
+    from lwgen.families.cyclegan import cyclegan_config
+
+    schedule = core.learning_rate(cyclegan_config().optim, 100)
+    rates = [float(schedule(step)) for step in (0, 49, 50, 75, 100)]
+    np.testing.assert_allclose(rates, [2e-4, 2e-4, 2e-4, 1e-4, 0.0], atol=1e-9)
+
+
 def test_unpaired_batches_are_deterministic_per_step_and_shuffled_per_domain(tmp_path):
     config = tiny_cyclegan_config(tiny_unpaired_folder(str(tmp_path)))
     source = load_source(config.data, "train")

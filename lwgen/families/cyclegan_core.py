@@ -110,16 +110,21 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     generator_module(net, int(config.data.channels))
 
 
-def optimizer(optim: ml_collections.ConfigDict, num_train_steps: int):
-    """Adam (Kingma & Ba 2015) at ``optim.lr`` for the first half of training, then linearly to
-    0 (Zhu et al. 2017, §4: "keep the same learning rate for the first 100 epochs and linearly
+def learning_rate(optim: ml_collections.ConfigDict, num_train_steps: int) -> optax.Schedule:
+    """``optim.lr`` for the first half of training, then linearly to 0 at ``num_train_steps``
+    (Zhu et al. 2017, §4: "keep the same learning rate for the first 100 epochs and linearly
     decay the rate to zero over the next 100 epochs")."""
     half = num_train_steps // 2
-    schedule = optax.join_schedules(
+    return optax.join_schedules(
         [optax.constant_schedule(optim.lr), optax.linear_schedule(optim.lr, 0.0, max(1, half))],
         [num_train_steps - half],
     )
-    return optax.adam(schedule, b1=optim.b1, b2=optim.b2)
+
+
+def optimizer(optim: ml_collections.ConfigDict, num_train_steps: int):
+    """Adam (Kingma & Ba 2015) with ``optim.b1`` (0.5 in CycleGAN), ``optim.b2`` and the
+    `learning_rate` schedule."""
+    return optax.adam(learning_rate(optim, num_train_steps), b1=optim.b1, b2=optim.b2)
 
 
 def apply_network(trainer: Trainer, net: NetworkState, name: str, params, x, **kwargs):
