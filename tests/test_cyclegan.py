@@ -43,8 +43,11 @@ def _profile(module, size=32):
     "module",
     [
         ResnetGenerator(channels=1, base_width=4, num_blocks=1),
-        ResnetGenerator(channels=1, base_width=4, num_blocks=1, separable=True, norm="batch"),
-        UnetGenerator(channels=1, base_width=4, num_downs=4),
+        pytest.param(
+            ResnetGenerator(channels=1, base_width=4, num_blocks=1, separable=True, norm="batch"),
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(UnetGenerator(channels=1, base_width=4, num_downs=4), marks=pytest.mark.slow),
     ],
 )
 def test_generators_map_images_to_images_in_range_without_transpose_convs(module):
@@ -65,6 +68,7 @@ def test_patchgan_receptive_field_is_70_at_three_layers_and_its_logits_are_patch
     assert logits.shape == (1, 6, 6, 1)
 
 
+@pytest.mark.slow
 def test_fashion_config_student_needs_at_least_ten_times_fewer_macs():
     from configs.cyclegan_fashion import get_config
 
