@@ -26,8 +26,12 @@ from tests.tiny import tiny_gan_config
 EVAL_KEYS = {
     "class_accuracy",
     "frechet_distance",
+    "precision",
+    "recall",
     "judge_heldout_accuracy",
     "real_frechet_distance",
+    "real_precision",
+    "real_recall",
     "num_samples",
 }
 
@@ -246,6 +250,8 @@ def test_evaluate_sampler_scores_real_images_near_the_reference(cache_dir):
     assert real["class_accuracy"] >= 0.95 and noise["class_accuracy"] < 0.5
     assert real["frechet_distance"] < 1.5 * real["real_frechet_distance"]
     assert noise["frechet_distance"] > 10 * real["frechet_distance"]
+    assert real["precision"] > 0.8 and real["recall"] > 0.8 * real["real_recall"]
+    assert noise["precision"] < 0.25 * real["precision"] and noise["recall"] < 0.05
 
 
 def _ones(z, y_onehot):

@@ -248,7 +248,8 @@ def sample_grid(config: ml_collections.ConfigDict, variables) -> tuple[np.ndarra
 
 
 def evaluate(restored: Restored, per_class: int = 100, cache_dir: str | None = None) -> dict:
-    """Class accuracy and Fréchet distance of the EMA generator (``lwgen.eval.conditional``)."""
+    """Class accuracy, Fréchet distance, precision and recall of the EMA generator
+    (``lwgen.eval.conditional``)."""
     generator = generator_module(restored.config)
     apply = jax.jit(generator.apply)
 
