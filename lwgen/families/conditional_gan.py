@@ -353,6 +353,7 @@ def make_family(
         export_specs=export_specs,
         bundle_fields=bundle_fields,
         evaluate_bundle=evaluate_bundle,
+        sample=sample,
     )
 
 

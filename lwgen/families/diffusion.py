@@ -187,5 +187,6 @@ FAMILY = register(
         export_specs=export_specs,
         bundle_fields=bundle_fields,
         evaluate_bundle=evaluate_bundle,
+        sample=core.draw_samples,
     )
 )
