@@ -8,7 +8,7 @@ DEMO := runs/demo
 # pass --config.data.data_dir=$(FASHION_MNIST_DIR).
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: demo demo-diffusion test test-slow bench lint clean pi-check fashion-mnist
+.PHONY: demo demo-diffusion test test-slow bench lint clean pi-check fashion-mnist project
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP)
 demo-diffusion: $(STAMP) fashion-mnist
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_diffusion.py --root=runs/diffusion \
 		--config.data.data_dir=$(FASHION_MNIST_DIR)
+
+# TensorBoard projector files and PCA / t-SNE plots of WORKDIR's samples (default: the demo's).
+WORKDIR ?= $(DEMO)
+project: $(STAMP)
+	$(PY) launch/project.py --workdir=$(WORKDIR)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -23,6 +23,7 @@ setup(
         "ai-edge-litert==2.3.0",
         "scikit-learn==1.9.1",
         "scipy==1.17.1",
+        "matplotlib==3.11.2",
         "numpy==2.4.6",
         "Pillow==13.0.0",
         "tqdm==4.70.1",
