@@ -18,6 +18,10 @@ script) with the bundle's ``denoiser`` each step, from the schedule and sampler 
 ``bundle.json``; ``--steps``, ``--guidance`` and ``--eta`` override the bundle's settings, and
 ``--benchmark K`` times K whole samples of one image.
 
+The image->image families read ``--input`` (a PNG/JPEG file or a folder of them, fitted to the
+model's shape by ``pi_images.py``, keep it next to this script) and write one PNG per input
+(`write_images`).
+
 The grid has one row per label and ``--num`` columns, each image upscaled ``--scale``× (nearest)
 with a 2 px gutter. ``--npy`` also saves ``images`` (uint8 ``[N, H, W, C]``) and ``labels`` (int64
 ``[N]``). ``--edgetpu`` loads the ``libedgetpu.so.1`` delegate and runs the bundle's
@@ -134,6 +138,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--guidance", type=float, default=None, help="diffusion: guidance w")
     parser.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta")
+    parser.add_argument(
+        "--input", default=None, help="image->image bundles: a PNG/JPEG file or a folder of them"
+    )
     return parser.parse_args(argv)
 
 
@@ -510,6 +517,28 @@ def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.nd
     if args.npy:
         atomic_write(args.npy, lambda f: np.savez(f, images=images, labels=label_ids))
         print(f"wrote {args.npy}: images {images.shape} uint8, labels {label_ids.shape} int64")
+
+
+def write_images(out: str, images: np.ndarray, names: list[str]) -> None:
+    """Writes uint8 ``[N, H, W, C]`` images as PNGs: to the file ``out`` when it ends in ``.png``
+    and N is 1, else into the folder ``out`` (created), one ``<input stem>.png`` per image.
+
+    Raises:
+      ValueError: if ``out`` is a ``.png`` file for several images, or two inputs share a stem.
+    """
+    if out.lower().endswith(".png"):
+        if len(images) != 1:
+            raise ValueError(f"--out {out} is one PNG file but there are {len(images)} images")
+        paths = [Path(out)]
+    else:
+        paths = [Path(out) / f"{Path(name).stem}.png" for name in names]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"inputs {names} share a file stem: their outputs would collide")
+        Path(out).mkdir(exist_ok=True)
+    for path, image in zip(paths, images, strict=True):
+        picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        atomic_write(str(path), lambda f, picture=picture: picture.save(f, format="PNG"))
+    print(f"wrote {out}: {len(images)} image(s) {images.shape[2]}x{images.shape[1]}")
 
 
 def _label_ids(args: argparse.Namespace, num_classes: int) -> np.ndarray:
