@@ -208,6 +208,15 @@ def test_evaluate_workdir_writes_eval_json(tiny_workdir, cache_dir):
         assert json.load(f) == metrics
 
 
+def test_score_workdir_scores_without_writing(tiny_workdir, cache_dir):
+    from lwgen.eval.evaluate import score_workdir
+
+    before = {p: os.path.getmtime(os.path.join(tiny_workdir, p)) for p in os.listdir(tiny_workdir)}
+    metrics = score_workdir(tiny_workdir, per_class=3, cache_dir=cache_dir)
+    after = {p: os.path.getmtime(os.path.join(tiny_workdir, p)) for p in os.listdir(tiny_workdir)}
+    assert set(metrics) == EVAL_KEYS | {"step"} and after == before
+
+
 def test_evaluate_bundle_scores_the_int8_model_like_the_workdir(tiny_workdir, cache_dir, tmp_path):
     from lwgen.export.bundle import export_workdir
 
