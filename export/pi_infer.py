@@ -18,6 +18,11 @@ script) with the bundle's ``denoiser`` each step, from the schedule and sampler 
 ``bundle.json``; ``--steps``, ``--guidance`` and ``--eta`` override the bundle's settings, and
 ``--benchmark K`` times K whole samples of one image.
 
+``--upscale UPSCALER_BUNDLE`` enlarges the samples of any generator bundle with an ``upscaler``
+bundle before they are written (``pi_upscale.py``, keep it next to this script; it picks the
+bundle's model for the samples' size and converts gray ↔ RGB), e.g. 32×32 → 128×128 at ×4; pass
+``--scale 1`` to write the grid at the enlarged size.
+
 The grid has one row per label and ``--num`` columns, each image upscaled ``--scale``× (nearest)
 with a 2 px gutter. ``--npy`` also saves ``images`` (uint8 ``[N, H, W, C]``) and ``labels`` (int64
 ``[N]``). ``--edgetpu`` loads the ``libedgetpu.so.1`` delegate and runs the bundle's
@@ -134,6 +139,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--guidance", type=float, default=None, help="diffusion: guidance w")
     parser.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta")
+    parser.add_argument(
+        "--upscale", default=None, help="enlarge the samples with this upscaler bundle"
+    )
     return parser.parse_args(argv)
 
 
@@ -500,9 +508,28 @@ def open_model(
     return bundle_model
 
 
+def upscaled(args: argparse.Namespace, images: np.ndarray) -> np.ndarray:
+    """``images`` (float32 ``[N, h, w, C]`` in ``[-1, 1]``) enlarged by the ``--upscale`` bundle's
+    model for their size (``pi_upscale.py``, keep it next to this script)."""
+    pi_upscale = sibling_module("pi_upscale")
+    metadata = read_metadata(args.upscale)
+    if metadata["family"] != "upscaler":
+        raise ValueError(f"--upscale {args.upscale}: a {metadata['family']!r} bundle, not upscaler")
+    name = pi_upscale.model_for(metadata["fields"], images.shape[1], images.shape[2])
+    model = checked_model(metadata, name, ["lowres"])
+    upscaler = open_model(argparse.Namespace(**{**vars(args), "bundle": args.upscale}),
+                          metadata, name, model)  # fmt: skip
+
+    def run(lowres: np.ndarray) -> np.ndarray:
+        return upscaler.run(lowres=lowres)["image"]
+
+    return pi_upscale.upscale(run, images, int(metadata["fields"]["channels"]))
+
+
 def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.ndarray) -> None:
-    """The PNG grid (one row per label) and, with ``--npy``, the uint8 images and labels."""
-    images = to_uint8(images)
+    """The PNG grid (one row per label) and, with ``--npy``, the uint8 images and labels; with
+    ``--upscale``, of the images enlarged by that bundle."""
+    images = to_uint8(upscaled(args, images) if args.upscale else images)
     rows = len(np.unique(label_ids))
     grid = make_grid(images, rows, args.scale)
     atomic_write(args.out, lambda f: grid.save(f, format="PNG"))
