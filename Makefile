@@ -8,7 +8,7 @@ DEMO := runs/demo
 # pass --config.data.data_dir=$(FASHION_MNIST_DIR).
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: demo demo-diffusion test test-slow bench lint clean pi-check fashion-mnist
+.PHONY: demo demo-diffusion demo-upscaler test test-slow bench lint clean pi-check fashion-mnist
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: $(STAMP)
 demo-diffusion: $(STAMP) fashion-mnist
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_diffusion.py --root=runs/diffusion \
 		--config.data.data_dir=$(FASHION_MNIST_DIR)
+
+# Super-resolution up-scaler: train ×2 and ×4 on the offline photos, export, report, crops PNG.
+demo-upscaler: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_upscaler.py --root=runs/upscaler
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
