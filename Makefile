@@ -7,8 +7,11 @@ DEMO := runs/demo
 # The `fashion_mnist_idx` source's folder; targets that train on it depend on `fashion-mnist` and
 # pass --config.data.data_dir=$(FASHION_MNIST_DIR).
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
+# Where `opencv-doc`'s examples data (real photos and paintings) is unpacked; lwgen.data.photos
+# reads OPENCV_DOC_DIR/usr/share/doc/opencv-doc/examples/data by default.
+OPENCV_DOC_DIR ?= $(HOME)/.cache/lwgen/opencv-doc
 
-.PHONY: demo demo-diffusion demo-upscaler test test-slow bench lint clean pi-check fashion-mnist
+.PHONY: demo demo-diffusion demo-upscaler test test-slow bench lint clean pi-check fashion-mnist opencv-doc
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +23,11 @@ $(STAMP): setup.py
 # otherwise stops with one line saying how.
 fashion-mnist:
 	@sh launch/ensure_fashion_mnist.sh $(FASHION_MNIST_DIR)
+
+# Downloads the Debian package opencv-doc (no root, no dependencies) and unpacks its examples data;
+# otherwise stops with one line saying how.
+opencv-doc:
+	@sh launch/ensure_opencv_doc.sh $(OPENCV_DOC_DIR)
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo.py --workdir=$(DEMO)

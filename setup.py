@@ -22,6 +22,7 @@ setup(
         "tensorflow-datasets==4.9.10",
         "ai-edge-litert==2.3.0",
         "scikit-learn==1.9.1",
+        "scikit-image==0.26.0",
         "scipy==1.17.1",
         "numpy==2.4.6",
         "Pillow==13.0.0",

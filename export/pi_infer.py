@@ -21,7 +21,15 @@ script) with the bundle's ``denoiser`` each step, from the schedule and sampler 
 ``--upscale UPSCALER_BUNDLE`` enlarges the samples of any generator bundle with an ``upscaler``
 bundle before they are written (``pi_upscale.py``, keep it next to this script; it picks the
 bundle's model for the samples' size and converts gray ↔ RGB), e.g. 32×32 → 128×128 at ×4; pass
-``--scale 1`` to write the grid at the enlarged size.
+``--scale 1`` to write the grid at the enlarged size. An ``upscaler`` bundle on its own enlarges
+``--input`` photos, fitted to its largest input side (64 → 256 at ×4 by default):
+
+    python export/pi_infer.py --bundle UPSCALER_BUNDLE --input PHOTO_OR_FOLDER --out OUT \\
+        [--benchmark K]
+
+The image->image families read ``--input`` (a PNG/JPEG file or a folder of them, fitted to the
+model's shape by ``pi_images.py``, keep it next to this script) and write one PNG per input
+(`write_images`).
 
 The grid has one row per label and ``--num`` columns, each image upscaled ``--scale``× (nearest)
 with a 2 px gutter. ``--npy`` also saves ``images`` (uint8 ``[N, H, W, C]``) and ``labels`` (int64
@@ -141,6 +149,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta")
     parser.add_argument(
         "--upscale", default=None, help="enlarge the samples with this upscaler bundle"
+    )
+    parser.add_argument(
+        "--input", default=None, help="image->image bundles: a PNG/JPEG file or a folder of them"
     )
     return parser.parse_args(argv)
 
@@ -508,28 +519,58 @@ def open_model(
     return bundle_model
 
 
-def upscaled(args: argparse.Namespace, images: np.ndarray) -> np.ndarray:
-    """``images`` (float32 ``[N, h, w, C]`` in ``[-1, 1]``) enlarged by the ``--upscale`` bundle's
-    model for their size (``pi_upscale.py``, keep it next to this script)."""
+def open_upscaler(args: argparse.Namespace, bundle_dir: str, height: int, width: int):
+    """``(enlarge, model)``: the ``upscaler`` bundle's ``BundleModel`` for ``height × width``
+    inputs (``pi_upscale.model_for``; keep ``pi_upscale.py`` next to this script) and
+    ``enlarge(images f32 [N, h, w, C] in [-1, 1]) -> f32 [N, h·s, w·s, C]`` running it, gray ↔
+    RGB converted by ``pi_upscale.upscale``."""
     pi_upscale = sibling_module("pi_upscale")
-    metadata = read_metadata(args.upscale)
+    metadata = read_metadata(bundle_dir)
     if metadata["family"] != "upscaler":
-        raise ValueError(f"--upscale {args.upscale}: a {metadata['family']!r} bundle, not upscaler")
-    name = pi_upscale.model_for(metadata["fields"], images.shape[1], images.shape[2])
+        raise ValueError(f"--upscale {bundle_dir}: a {metadata['family']!r} bundle, not upscaler")
+    name = pi_upscale.model_for(metadata["fields"], height, width)
     model = checked_model(metadata, name, ["lowres"])
-    upscaler = open_model(argparse.Namespace(**{**vars(args), "bundle": args.upscale}),
-                          metadata, name, model)  # fmt: skip
+    bundle_args = argparse.Namespace(**{**vars(args), "bundle": bundle_dir})
+    upscaler = open_model(bundle_args, metadata, name, model)
+    channels = int(metadata["fields"]["channels"])
 
-    def run(lowres: np.ndarray) -> np.ndarray:
-        return upscaler.run(lowres=lowres)["image"]
+    def enlarge(images: np.ndarray) -> np.ndarray:
+        return pi_upscale.upscale(lambda x: upscaler.run(lowres=x)["image"], images, channels)
 
-    return pi_upscale.upscale(run, images, int(metadata["fields"]["channels"]))
+    return enlarge, upscaler
+
+
+def upscale_inputs(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``upscaler`` path: each ``--input`` image fitted to the bundle's largest input side
+    (``pi_images.py``), enlarged and written by `write_images` (``--npy``: also the uint8
+    images); ``--benchmark K`` times the model on one image."""
+    if args.input is None:
+        raise ValueError("an upscaler bundle enlarges --input (a PNG/JPEG file or a folder)")
+    fields = metadata["fields"]
+    side = max(int(s) for s in fields["input_sizes"])
+    pixels, names = sibling_module("pi_images").read_images(
+        args.input, side, side, int(fields["channels"])
+    )
+    lowres = pixels.astype(np.float32) / 127.5 - 1.0
+    enlarge, upscaler = open_upscaler(args, args.bundle, side, side)
+    images = to_uint8(enlarge(lowres))
+    write_images(args.out, images, names)
+    if args.npy:
+        atomic_write(args.npy, lambda f: np.savez(f, images=images, names=np.array(names)))
+    if args.benchmark:
+        median, p90 = benchmark(upscaler, {"lowres": lowres[:1]}, args.benchmark)
+        print(
+            f"benchmark: {side}x{side} -> {images.shape[2]}x{images.shape[1]}, {args.threads} "
+            f"thread(s): median {median:.3f} ms/image, p90 {p90:.3f} ms/image"
+        )
 
 
 def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.ndarray) -> None:
     """The PNG grid (one row per label) and, with ``--npy``, the uint8 images and labels; with
     ``--upscale``, of the images enlarged by that bundle."""
-    images = to_uint8(upscaled(args, images) if args.upscale else images)
+    if args.upscale:
+        images = open_upscaler(args, args.upscale, *images.shape[1:3])[0](images)
+    images = to_uint8(images)
     rows = len(np.unique(label_ids))
     grid = make_grid(images, rows, args.scale)
     atomic_write(args.out, lambda f: grid.save(f, format="PNG"))
@@ -537,6 +578,28 @@ def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.nd
     if args.npy:
         atomic_write(args.npy, lambda f: np.savez(f, images=images, labels=label_ids))
         print(f"wrote {args.npy}: images {images.shape} uint8, labels {label_ids.shape} int64")
+
+
+def write_images(out: str, images: np.ndarray, names: list[str]) -> None:
+    """Writes uint8 ``[N, H, W, C]`` images as PNGs: to the file ``out`` when it ends in ``.png``
+    and N is 1, else into the folder ``out`` (created), one ``<input stem>.png`` per image.
+
+    Raises:
+      ValueError: if ``out`` is a ``.png`` file for several images, or two inputs share a stem.
+    """
+    if out.lower().endswith(".png"):
+        if len(images) != 1:
+            raise ValueError(f"--out {out} is one PNG file but there are {len(images)} images")
+        paths = [Path(out)]
+    else:
+        paths = [Path(out) / f"{Path(name).stem}.png" for name in names]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"inputs {names} share a file stem: their outputs would collide")
+        Path(out).mkdir(exist_ok=True)
+    for path, image in zip(paths, images, strict=True):
+        picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        atomic_write(str(path), lambda f, picture=picture: picture.save(f, format="PNG"))
+    print(f"wrote {out}: {len(images)} image(s) {images.shape[2]}x{images.shape[1]}")
 
 
 def _label_ids(args: argparse.Namespace, num_classes: int) -> np.ndarray:
@@ -637,6 +700,7 @@ FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "dcgan": conditional_generator,
     "tinygan": conditional_generator,
     "diffusion": diffusion_sampler,
+    "upscaler": upscale_inputs,
 }
 
 

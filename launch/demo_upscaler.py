@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ROOT = flags.DEFINE_string("root", "runs/upscaler", "Output folder (resumed if it exists).")
 _STEPS = {
     name: flags.DEFINE_integer(f"{name}_steps", steps, f"Training steps of the {name} model.")
-    for name, steps in (("x2", 1500), ("x4", 2500))
+    for name, steps in (("x2", 2000), ("x4", 3500))
 }
 _LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 20, "Timed invocations per report row.")
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from lwgen.eval.evaluate import evaluate_bundle, evaluate_workdir
 from lwgen.export import edgetpu
@@ -23,6 +24,7 @@ from tests.test_pi_infer import run_pi
 from tests.tiny import tiny_diffusion_teacher, tiny_upscaler_config
 
 PI_UPSCALE = Path(__file__).resolve().parents[1] / "export" / "pi_upscale.py"
+PI_IMAGES = PI_UPSCALE.with_name("pi_images.py")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def test_untrained_model_starts_as_the_nearest_enlargement(upsample, scale):
 
 def test_bundle_records_its_models_and_scores_like_jax(workdir, bundle):
     metrics = evaluate_workdir(str(workdir))
-    assert metrics["num_tiles"] > 0 and metrics["lowres_size"] == 8
+    assert metrics["num_tiles"] > 0 and metrics["lowres_size"] == 16
     assert metrics["gain_db"] == pytest.approx(metrics["psnr_y_db"] - metrics["bicubic_psnr_y_db"])
     fields = load_bundle(bundle).metadata["fields"]
     assert fields["scale"] == 2 and fields["channels"] == 3
@@ -79,8 +81,8 @@ def test_bundle_records_its_models_and_scores_like_jax(workdir, bundle):
 
 def test_int8_io_graph_runs_wholly_on_the_edge_tpu(workdir, tmp_path):
     metadata = export_workdir(workdir, tmp_path / "b", quant="int8_io", num_calibration=200)
-    assert set(metadata["models"]["upscaler_8"]["ops"]) <= set(edgetpu.SUPPORTED_OPS)
-    report = edgetpu.edgetpu_report(tmp_path / "b" / "upscaler_8.tflite")
+    assert set(metadata["models"]["upscaler_16"]["ops"]) <= set(edgetpu.SUPPORTED_OPS)
+    report = edgetpu.edgetpu_report(tmp_path / "b" / "upscaler_16.tflite")
     assert report["coverage"] == 1.0 and report["first_cpu_fallback"] is None
 
 
@@ -144,3 +146,22 @@ def test_pi_infer_upscales_diffusion_samples_and_refuses_a_wrong_size(
     wrong = run_pi("--bundle", toy_bundle(tmp_path_factory, "int8"), "--upscale", diffusion,
                    "--out", tmp_path / "w.png")  # fmt: skip
     assert wrong.returncode == 2 and "not upscaler" in wrong.stderr
+
+
+def test_pi_infer_enlarges_input_photos_with_an_upscaler_bundle(tmp_path, bundle):
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(photo)
+    done = run_pi("--bundle", bundle, "--input", photo, "--out", tmp_path / "big.png",
+                  "--npy", tmp_path / "big.npz", "--benchmark", 2)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "median" in done.stdout
+    images = np.load(tmp_path / "big.npz")["images"]
+    assert images.shape == (1, 32, 32, 3)  # fitted to the largest side, 16, then ×2
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "big.png")), images[0])
+    pixels, _ = load_script(PI_IMAGES, "pi_images").read_images(str(photo), 16, 16, 3)
+    runner = TFLiteRunner.from_bundle(load_bundle(bundle), "upscaler_16")
+    expected = runner(lowres=pixels.astype(np.float32) / 127.5 - 1.0)["image"]
+    np.testing.assert_array_equal(images, to_uint8(expected))
+    missing = run_pi("--bundle", bundle, "--out", tmp_path / "x.png")
+    assert missing.returncode == 2 and "--input" in missing.stderr

@@ -10,7 +10,6 @@ from lwgen.data.sr_pairs import (
     bicubic_upsample,
     downsample,
     eval_tiles,
-    random_crops,
     to_channels,
 )
 from lwgen.errors import ConfigError, DataError
@@ -41,22 +40,6 @@ def test_lowres_is_the_bicubic_reduction_of_the_image_on_uint8_levels():
     levels = (batch["lowres"] + 1) * 127.5
     np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)
     assert batch["image"].shape[-1] == 1
-
-
-def test_crops_are_windows_of_the_pool_possibly_flipped():
-    pool = _pool()
-    crops = random_crops(pool, 16, 8, seed=5, step=2)
-    np.testing.assert_array_equal(crops, random_crops(pool, 16, 8, seed=5, step=2))
-    windows = {
-        (np.flip(w, axes) if axes else w).tobytes()
-        for _, image in pool
-        for y in range(image.shape[0] - 15)
-        for x in range(image.shape[1] - 15)
-        for w in [image[y : y + 16, x : x + 16]]
-        for axes in ((), (0,), (1,), (0, 1))
-    }
-    for crop in crops:
-        assert np.round((crop + 1) * 127.5).astype(np.uint8).tobytes() in windows
 
 
 def test_downsampling_is_antialiased_and_keeps_flat_images():

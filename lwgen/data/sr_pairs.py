@@ -2,15 +2,17 @@
 
 Source ``"sr_pairs"`` (``data.source``) serves ``{"lowres": f32 [B, h, w, C], "image": f32
 [B, h·scale, w·scale, C]}`` batches in ``[-1, 1]``, a pure function of ``(step, seed)``: random
-high-resolution crops with random flips from a pool of images, converted to ``data.channels``,
+high-resolution crops with random horizontal flips (``lwgen.data.photos.random_crops``) from a
+pool of images, converted to ``data.channels``,
 and their antialiased bicubic reductions by ``data.scale`` (Pillow's ``BICUBIC``, whose support
 widens with the reduction like MATLAB's ``imresize``: the degradation of the super-resolution
 benchmarks, e.g. Dong et al. 2016 §4.1), rounded to uint8 levels as a stored image would be.
 
 The pool (``data.hr_source``):
 
-* ``"photos"``: real photos that ship offline (``lwgen.data.photos``), split into a training set and
-  a fixed held-out set used for evaluation only;
+* ``"photos"``: the offline photo catalogue (``lwgen.data.photos``: scikit-image, scikit-learn and
+  opencv-doc photos from ``data.opencv_doc_dir``, plus the user folder ``data.folder``), split
+  into a training set and a fixed held-out set used for evaluation only;
 * any other ``data.source`` name: that data set's own images (``data.hr_data`` is its data config,
   e.g. Fashion-MNIST at 32×32), the only high-resolution images such a family has; its held-out
   split is the data set's.
@@ -28,58 +30,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from PIL import Image
 
-from lwgen.data.source import check_split, to_unit_range
+from lwgen.data.photos import load_photos, random_crops
+from lwgen.data.source import check_split
 from lwgen.errors import ConfigError, DataError
 
 PHOTOS = "photos"
 GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, full range
-INTERIM_HELDOUT = ("astronaut", "china")
-
-
-def _interim_photos(split: str) -> list[tuple[str, np.ndarray]]:
-    """The scikit-image and scikit-learn sample photos (stand-in for ``lwgen.data.photos``)."""
-    import skimage.data
-    from sklearn.datasets import load_sample_images
-
-    names = (
-        "astronaut",
-        "chelsea",
-        "coffee",
-        "rocket",
-        "immunohistochemistry",
-        "hubble_deep_field",
-    )
-    photos = [(name, getattr(skimage.data, name)()) for name in names]
-    sample = load_sample_images()
-    photos += [
-        (f.rsplit("/", 1)[-1][:-4], im)
-        for f, im in zip(sample.filenames, sample.images, strict=True)
-    ]
-    return [(n, im) for n, im in photos if (n in INTERIM_HELDOUT) == (split == "heldout")]
-
-
-def random_crops(photos, size: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-    """``batch_size`` random ``size``×``size`` crops with random horizontal and vertical flips.
-
-    Args:
-      photos: ``[(name, uint8 [H, W, 3])]``, each at least ``size`` on both sides.
-      size: crop side in pixels.
-      batch_size: number of crops.
-      seed, step: the draw is a pure function of them (``default_rng([seed, step])``).
-
-    Returns:
-      float32 ``[batch_size, size, size, 3]`` in ``[-1, 1]``.
-    """
-    rng = np.random.default_rng([seed, step])
-    crops = []
-    for index in rng.integers(0, len(photos), batch_size):
-        image = photos[index][1]
-        top = rng.integers(0, image.shape[0] - size + 1)
-        left = rng.integers(0, image.shape[1] - size + 1)
-        crop = image[top : top + size, left : left + size]
-        flip_rows, flip_cols = rng.integers(0, 2, 2)
-        crops.append(crop[:: 1 - 2 * flip_rows, :: 1 - 2 * flip_cols])
-    return to_unit_range(np.stack(crops))
 
 
 def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -192,7 +148,8 @@ def hr_pool(data_config: Mapping, split: str, load_source: Callable) -> list:
     """The high-resolution pool of ``data.hr_source`` (see the module docstring).
 
     Args:
-      data_config: the ``data`` group (``hr_source``; ``hr_data`` for a data set pool).
+      data_config: the ``data`` group (``hr_source``; ``opencv_doc_dir`` and ``folder`` for the
+        photos, ``hr_data`` for a data set pool).
       split: ``"train"`` or ``"heldout"``.
       load_source: ``lwgen.data.load_source`` (passed in: this module is one of its loaders).
 
@@ -202,7 +159,7 @@ def hr_pool(data_config: Mapping, split: str, load_source: Callable) -> list:
     check_split(split)
     source = data_config.get("hr_source", PHOTOS)
     if source == PHOTOS:
-        return _interim_photos(split)
+        return load_photos(split, data_config.get("opencv_doc_dir"), data_config.get("folder"))
     hr_data = data_config.get("hr_data", None)
     if hr_data is None or hr_data.get("source", None) != source:
         raise ConfigError(f"data.hr_source {source!r} needs data.hr_data with source={source!r}")

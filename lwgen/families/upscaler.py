@@ -7,9 +7,10 @@ with an L1 or MSE loss (``lwgen.losses.sr``); its EMA is evaluated and exported.
 held-out tiles against bicubic enlargement. Export is ``lwgen.families.upscaler_export``.
 
 Config: ``data`` (``source="sr_pairs"``, ``scale``, ``channels``, ``crop_size``, ``hr_source``,
-``eval_size``: the low-resolution side of the held-out tiles), ``model.upscaler`` (the
-`SuperResolution` fields other than ``scale`` and ``channels``, which come from ``data``),
-``train.loss``, ``optim``, ``export.input_sizes`` (one exported model per input side).
+``opencv_doc_dir``, ``folder``, ``eval_size``: the low-resolution side of the held-out tiles),
+``model.upscaler`` (the `SuperResolution` fields other than ``scale`` and ``channels``, which
+come from ``data``), ``train.loss``, ``optim``, ``export.input_sizes`` (one exported model per
+input side).
 """
 
 from __future__ import annotations
@@ -247,6 +248,8 @@ def upscaler_config(scale: int, channels: int = 3) -> ml_collections.ConfigDict:
         channels=channels,
         crop_size=96 if scale == 2 else 128,
         eval_size=64,
+        opencv_doc_dir=ml_collections.FieldReference(None, field_type=str),
+        folder=ml_collections.FieldReference(None, field_type=str),
     )
     config.optim = dict(lr=2e-3, warmup_steps=100, grad_clip=1.0, ema_decay=0.999)
     config.train = dict(

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from lwgen.data.sr_pairs import SRPairSource, random_crops, to_channels
+from lwgen.data.photos import random_crops
+from lwgen.data.sr_pairs import SRPairSource, to_channels
 from lwgen.export.spec import ExportSpec, TensorSpec
 from lwgen.families.registry import Restored
 
