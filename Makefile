@@ -38,8 +38,9 @@ demo-diffusion: $(STAMP) fashion-mnist
 		--config.data.data_dir=$(FASHION_MNIST_DIR)
 
 # Super-resolution up-scaler: train ×2 and ×4 on the offline photos, export, report, crops PNG.
-demo-upscaler: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_upscaler.py --root=runs/upscaler
+demo-upscaler: $(STAMP) opencv-doc
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_upscaler.py --root=runs/upscaler \
+		--opencv_doc_dir=$(OPENCV_DOC_DIR)/usr/share/doc/opencv-doc/examples/data
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
