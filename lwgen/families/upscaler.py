@@ -31,25 +31,21 @@ from lwgen.errors import ConfigError
 from lwgen.eval.sr_metrics import score_images
 from lwgen.families.diffusion_core import optimizer
 from lwgen.families.registry import Family, Restored, Trainer, register
-from lwgen.families.upscaler_export import bundle_fields, export_specs, model_name
+from lwgen.families.upscaler_export import (
+    UPSCALER,
+    bundle_fields,
+    export_specs,
+    model_name,
+    sr_module,
+)
 from lwgen.images import to_uint8
 from lwgen.losses.sr import RECONSTRUCTION_LOSSES, reconstruction_loss
-from lwgen.models.sr import SCALES, UPSAMPLE_MODES, SuperResolution
+from lwgen.models.sr import SCALES, UPSAMPLE_MODES
 from lwgen.train.state import TrainState, create_train_state
 from lwgen.train.steps import AXIS, pmean_metrics, update_ema, update_network
 
-UPSCALER = "upscaler"
 GRID_TILES = 4
 EVAL_BATCH = 8
-
-
-def sr_module(config: ml_collections.ConfigDict) -> SuperResolution:
-    """``SuperResolution(scale=data.scale, channels=data.channels, **model.upscaler)``."""
-    return SuperResolution(
-        scale=int(config.data.scale),
-        channels=int(config.data.channels),
-        **config.model.upscaler.to_dict(),
-    )
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:

@@ -18,14 +18,27 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import ml_collections
 import numpy as np
 
+from lwgen.data import load_source
 from lwgen.data.photos import random_crops
-from lwgen.data.sr_pairs import SRPairSource, to_channels
+from lwgen.data.sr_pairs import SRPairSource, hr_pool, to_channels
 from lwgen.export.spec import ExportSpec, TensorSpec
 from lwgen.families.registry import Restored
+from lwgen.models.sr import SuperResolution
 
+UPSCALER = "upscaler"
 MIN_PSNR_DB = 30.0  # INT8 vs JAX, images in [-1, 1]
+
+
+def sr_module(config: ml_collections.ConfigDict) -> SuperResolution:
+    """``SuperResolution(scale=data.scale, channels=data.channels, **model.upscaler)``."""
+    return SuperResolution(
+        scale=int(config.data.scale),
+        channels=int(config.data.channels),
+        **config.model.upscaler.to_dict(),
+    )
 
 
 def model_name(side: int) -> str:
@@ -54,10 +67,6 @@ def _sample_inputs(pool, data_config, side: int, num: int, seed: int, stream: in
 def export_specs(restored: Restored, batch: int = 1) -> list[ExportSpec]:
     """One spec per ``export.input_sizes`` side (see the module docstring); ``batch`` (the
     exporter's static batch) does not change them."""
-    from lwgen.data import load_source
-    from lwgen.data.sr_pairs import hr_pool
-    from lwgen.families.upscaler import UPSCALER, sr_module
-
     del batch
     config = restored.config
     module = sr_module(config)
