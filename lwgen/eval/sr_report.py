@@ -56,11 +56,12 @@ def median_ms(fn: Callable[[], Any], runs: int) -> float:
 
 def exported(workdir: str, bundle: Path, quant: str, step: int) -> dict[str, Any]:
     """``bundle.json`` of the ``quant`` bundle of ``workdir`` at ``bundle``, exported unless one of
-    the same checkpoint step and quantization is already there."""
+    the same workdir, checkpoint step and quantization is already there."""
     try:
         metadata = load_bundle(bundle).metadata
-        models = metadata["models"].values()
-        if metadata["source"].get("step") == step and all(m["quant"] == quant for m in models):
+        source = (metadata["source"].get("workdir"), metadata["source"].get("step"))
+        same = source == (str(Path(workdir).resolve()), step)
+        if same and all(m["quant"] == quant for m in metadata["models"].values()):
             return metadata
     except LwgenError:
         pass
