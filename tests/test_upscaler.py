@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lwgen.data.sr_pairs import bicubic_upsample
 from lwgen.eval.evaluate import evaluate_bundle, evaluate_workdir
 from lwgen.export import edgetpu
 from lwgen.export.bundle import export_workdir
@@ -55,14 +56,16 @@ def test_sliced_pixel_shuffle_equals_the_transpose_form_and_nearest_repeats():
 
 @pytest.mark.parametrize("upsample", ["depth_to_space", "resize"])
 @pytest.mark.parametrize("scale", [2, 4])
-def test_untrained_model_starts_as_the_nearest_enlargement(upsample, scale):
-    module = SuperResolution(scale, 1, features=4, shrink=4, num_maps=1, upsample=upsample)
-    x = jax.random.uniform(jax.random.PRNGKey(1), (2, 6, 7, 1), minval=-1, maxval=1)
+def test_untrained_model_is_pillow_s_bicubic_enlargement_inside_the_borders(upsample, scale):
+    module = SuperResolution(scale, 3, features=4, shrink=4, num_maps=1, upsample=upsample)
+    x = np.random.default_rng(1).uniform(-0.8, 0.8, (2, 12, 13, 3)).astype(np.float32)
     out = module.apply(module.init(jax.random.PRNGKey(0), x), x)
-    assert out.shape == (2, 6 * scale, 7 * scale, 1)
-    np.testing.assert_allclose(out, upsample_nearest(x, scale), atol=1e-6)
+    assert out.shape == (2, 12 * scale, 13 * scale, 3)
+    border = 2 * scale  # zero padding there, edge replication in Pillow
+    inside = (slice(None), slice(border, -border), slice(border, -border))
+    np.testing.assert_allclose(out[inside], bicubic_upsample(x, scale)[inside], atol=1e-5)
     with pytest.raises(ValueError, match="channels"):
-        module.init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 3)))
+        module.init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 1)))
 
 
 def test_bundle_records_its_models_and_scores_like_jax(workdir, bundle):
@@ -75,7 +78,7 @@ def test_bundle_records_its_models_and_scores_like_jax(workdir, bundle):
     config = tiny_upscaler_config()
     scores = evaluate_bundle(str(bundle), config.data)
     assert scores["bicubic_psnr_y_db"] == metrics["bicubic_psnr_y_db"]
-    assert scores["psnr_y_db"] == pytest.approx(metrics["psnr_y_db"], abs=0.5)
+    assert scores["psnr_y_db"] == pytest.approx(metrics["psnr_y_db"], abs=1.0)  # tiny INT8
     assert (Path(workdir) / "samples" / "step_000006.png").is_file()
 
 

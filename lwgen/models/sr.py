@@ -3,11 +3,15 @@
 `SuperResolution` follows FSRCNN's hourglass (Dong et al. 2016, "Accelerating the
 Super-Resolution Convolutional Neural Network", §3.1: feature extraction 5×5 conv to ``d``
 channels, 1×1 shrinking to ``s``, ``m`` 3×3 mapping convs, 1×1 expanding back to ``d``), all at the
-low resolution, then one upsampling layer, plus a global skip: the input enlarged by nearest
-neighbour, so the network learns the residual (Kim et al. 2016, "Accurate Image Super-Resolution
-Using Very Deep Convolutional Networks", §3.1). ReLU replaces FSRCNN's PReLU (it fuses into the
-convolutions in INT8 TFLite), the upsampling conv starts at zero (so training starts from the
-nearest-neighbour enlargement), and the output is clipped to ``[-1, 1]``.
+low resolution, then one upsampling layer, plus a global skip, so the network learns a residual
+(Kim et al. 2016, "Accurate Image Super-Resolution Using Very Deep Convolutional Networks", §3.1).
+The skip is a trainable 5×5 conv of the input to ``C · scale²`` channels, one per output phase,
+pixel-shuffled: initialised to the weights of bicubic interpolation (Keys 1981, "Cubic
+Convolution Interpolation for Digital Image Processing", eq. 15 with ``a = -0.5``, half-pixel
+centres, as Pillow's ``BICUBIC``; `bicubic_phase_kernel`), it makes the untrained network exactly
+the bicubic baseline (up to the borders) for one CONV_2D. ReLU replaces FSRCNN's PReLU (it fuses
+into the convolutions in INT8 TFLite), the upsampling conv starts at zero (so training starts
+from bicubic enlargement), and the output is clipped to ``[-1, 1]``.
 
 The upsampling layer is a model option (``UPSAMPLE_MODES``), chosen for INT8 and the Edge TPU:
 
@@ -23,9 +27,9 @@ The upsampling layer is a model option (``UPSAMPLE_MODES``), chosen for INT8 and
   Checkerboard Artifacts"). Same MACs as the sub-pixel conv, but its output pixels of one
   low-resolution pixel see fewer distinct inputs, and the enlarged feature map costs memory.
 
-Nearest-neighbour enlargement (the skip, and the features of ``"resize"``) is written as a pixel
-shuffle of ``scale²`` copies of the input (`upsample_nearest`): ``jax.image.resize`` by 4 exports
-as GATHER_ND and TRANSPOSE (only a single 2× resize becomes RESIZE_NEAREST_NEIGHBOR), and the
+Nearest-neighbour enlargement (the features of ``"resize"``) is written as a pixel shuffle of
+``scale²`` copies of the input (`upsample_nearest`): ``jax.image.resize`` by 4 exports as
+GATHER_ND and TRANSPOSE (only a single 2× resize becomes RESIZE_NEAREST_NEIGHBOR), and the
 shuffle form differentiates as cheap slices and sums on XLA CPU. In the ``"depth_to_space"`` mode
 the skip is added before the shuffle, at the low resolution.
 """
@@ -36,11 +40,41 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 from flax.linen.initializers import zeros
 
 UPSAMPLE_MODES = ("depth_to_space", "resize")
 SCALES = (2, 4)
+SKIP_TAPS = 5  # bicubic reads 4 input pixels per axis; 5 centred taps cover every phase
+BICUBIC_A = -0.5
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel ``W(x)`` with ``a = BICUBIC_A`` (Keys 1981, eq. 15)."""
+    x, a = np.abs(x), BICUBIC_A
+    near = (a + 2) * x**3 - (a + 3) * x**2 + 1
+    far = a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a
+    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
+
+
+def bicubic_phase_kernel(scale: int, channels: int) -> np.ndarray:
+    """The 5×5 conv kernel whose pixel shuffle (`depth_to_space_sliced`) is bicubic enlargement.
+
+    Output pixel ``i · scale + p`` (half-pixel centres) lies at input coordinate ``i + d_p`` with
+    ``d_p = (p + 0.5) / scale - 0.5``; it weighs input pixel ``i + k`` by ``W(k - d_p)``. Phase
+    ``(p, q)`` of channel ``c`` is output channel ``(p · scale + q) · C + c``.
+
+    Returns:
+      float32 ``[5, 5, C, C · scale²]`` (HWIO).
+    """
+    offsets = np.arange(SKIP_TAPS) - SKIP_TAPS // 2
+    phases = (np.arange(scale) + 0.5) / scale - 0.5
+    taps = _cubic(offsets[None, :] - phases[:, None])  # [scale, 5]
+    kernel = np.zeros((SKIP_TAPS, SKIP_TAPS, channels, scale, scale, channels), np.float32)
+    for c in range(channels):
+        kernel[:, :, c, :, :, c] = np.einsum("pu,qv->uvpq", taps, taps)
+    return kernel.reshape(SKIP_TAPS, SKIP_TAPS, channels, scale * scale * channels)
 
 
 def upsample_nearest(x: jax.Array, scale: int) -> jax.Array:
@@ -92,7 +126,7 @@ def depth_to_space_sliced(x: jax.Array, block: int) -> jax.Array:
 
 
 class SuperResolution(nn.Module):
-    """FSRCNN-like up-scaler (see the module docstring) with a nearest-neighbour global skip.
+    """FSRCNN-like up-scaler (see the module docstring) with a bicubic-initialised global skip.
 
     Attributes:
       scale: enlargement factor, one of ``SCALES``.
@@ -128,10 +162,12 @@ class SuperResolution(nn.Module):
             h = nn.relu(nn.Conv(self.shrink, (3, 3), name=f"map_{i}")(h))
         h = nn.relu(nn.Conv(self.features, (1, 1), name="expand")(h))
         conv = functools.partial(nn.Conv, kernel_size=(3, 3), kernel_init=zeros, name="upsample")
+        phases = self.channels * self.scale**2
+        bicubic = bicubic_phase_kernel(self.scale, self.channels)
+        skip = nn.Conv(phases, (SKIP_TAPS, SKIP_TAPS), kernel_init=lambda *_: bicubic, name="skip")
         if self.upsample == "depth_to_space":
-            r = conv(self.channels * self.scale**2)(h) + _repeat_channels(x, self.scale)
-            out = depth_to_space_sliced(r, self.scale)
+            out = depth_to_space_sliced(skip(x) + conv(phases)(h), self.scale)
         else:
             r = conv(self.channels)(upsample_nearest(h, self.scale))
-            out = upsample_nearest(x, self.scale) + r
+            out = depth_to_space_sliced(skip(x), self.scale) + r
         return jnp.clip(out, -1.0, 1.0)
