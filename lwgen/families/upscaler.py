@@ -39,7 +39,7 @@ from lwgen.families.upscaler_export import (
     sr_module,
 )
 from lwgen.images import to_uint8
-from lwgen.losses.sr import RECONSTRUCTION_LOSSES, reconstruction_loss
+from lwgen.losses.sr import RECONSTRUCTION_LOSSES, psnr_from_mse, reconstruction_loss
 from lwgen.models.sr import SCALES, UPSAMPLE_MODES
 from lwgen.train.state import TrainState, create_train_state
 from lwgen.train.steps import AXIS, pmean_metrics, update_ema, update_network
@@ -84,8 +84,8 @@ def upscaler_step(
       ema_decay: decay of the EMA that is evaluated and exported.
 
     Returns:
-      The new state and device-averaged metrics (``loss``, ``l1``, ``mse``, ``psnr_db``,
-      ``grad_norm``).
+      The new state and device-averaged metrics (``loss``, ``l1``, ``mse``, ``grad_norm``) and
+      ``psnr_db`` of the averaged ``mse``.
     """
     net = state.networks[UPSCALER]
 
@@ -102,7 +102,8 @@ def upscaler_step(
         networks={UPSCALER: net},
         ema={UPSCALER: update_ema(state.ema[UPSCALER], net.params, ema_decay, state.step)},
     )
-    return new_state, pmean_metrics(metrics)
+    metrics = pmean_metrics(metrics)
+    return new_state, {**metrics, "psnr_db": psnr_from_mse(metrics["mse"])}
 
 
 def _dummy_input(config: ml_collections.ConfigDict) -> jax.Array:
