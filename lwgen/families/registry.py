@@ -32,6 +32,7 @@ BUILTIN = {
     "dcgan": "lwgen.families.dcgan",
     "diffusion": "lwgen.families.diffusion",
     "tinygan": "lwgen.families.tinygan",
+    "upscaler": "lwgen.families.upscaler",
 }
 # Config groups that change a family's trainer: group name -> "module:function(trainer, config)".
 TRAINER_TRANSFORMS = {"compress": "lwgen.compress.setup:apply_compression"}
