@@ -11,7 +11,8 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # reads OPENCV_DOC_DIR/usr/share/doc/opencv-doc/examples/data by default.
 OPENCV_DOC_DIR ?= $(HOME)/.cache/lwgen/opencv-doc
 
-.PHONY: demo demo-diffusion demo-cyclegan test test-slow bench lint clean pi-check fashion-mnist opencv-doc
+.PHONY: demo demo-diffusion demo-cyclegan demo-upscaler test test-slow bench lint clean pi-check \
+	fashion-mnist opencv-doc project
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,16 @@ demo-cyclegan: $(STAMP) fashion-mnist
 		--config.data.data_dir=$(FASHION_MNIST_DIR)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) bench/cyclegan_report.py --root=runs/cyclegan \
 		--out=runs/cyclegan/report
+
+# TensorBoard projector files and PCA / t-SNE plots of WORKDIR's samples (default: the demo's).
+WORKDIR ?= $(DEMO)
+project: $(STAMP)
+	$(PY) launch/project.py --workdir=$(WORKDIR)
+
+# Super-resolution up-scaler: train ×2 and ×4 on the offline photos, export, report, crops PNG.
+demo-upscaler: $(STAMP) opencv-doc
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_upscaler.py --root=runs/upscaler \
+		--opencv_doc_dir=$(OPENCV_DOC_DIR)/usr/share/doc/opencv-doc/examples/data
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -24,6 +24,7 @@ setup(
         "scikit-learn==1.9.1",
         "scikit-image==0.26.0",
         "scipy==1.17.1",
+        "matplotlib==3.11.2",
         "numpy==2.4.6",
         "Pillow==13.0.0",
         "tqdm==4.70.1",

@@ -117,6 +117,9 @@ def denoiser_profile(restored) -> dict[str, int]:
     return {"params": profile["params"], "macs_per_call": profile["macs"]}
 
 
+JUDGE_KEYS = ("judge_heldout_accuracy", "real_frechet_distance", "real_precision", "real_recall")
+
+
 def row(model: str, runtime: str, steps: int, calls: int, base: dict, metrics: dict) -> dict:
     """One table row (``ms_per_image`` is filled in by the timing)."""
     return {
@@ -127,8 +130,10 @@ def row(model: str, runtime: str, steps: int, calls: int, base: dict, metrics: d
         "denoiser_calls": calls,
         "class_accuracy": float(metrics["class_accuracy"]),
         "frechet_distance": float(metrics["frechet_distance"]),
+        "precision": float(metrics["precision"]),
+        "recall": float(metrics["recall"]),
         "int8_file_bytes": None,
-        "judge": {k: metrics[k] for k in ("judge_heldout_accuracy", "real_frechet_distance")},
+        "judge": {k: metrics[k] for k in JUDGE_KEYS},
     }
 
 
@@ -357,15 +362,17 @@ def markdown(result: dict[str, Any]) -> str:
     """The table, the INT8 PSNR per timestep, the judge's references, notes and goals."""
     lines = [
         "| model | runtime | params | MACs per denoiser call | steps | denoiser calls | ms per "
-        "image (batch 1, 1 thread) | class accuracy | Fréchet distance | INT8 file bytes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "image (batch 1, 1 thread) | class accuracy | Fréchet distance | precision | recall | "
+        "INT8 file bytes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
+        size = r["int8_file_bytes"]
         lines.append(
             f"| {r['model']} | {r['runtime']} | {r['params']:,} | {r['macs_per_call']:,} | "
             f"{r['steps']} | {r['denoiser_calls']} | {r['ms_per_image']:.2f} | "
-            f"{r['class_accuracy']:.3f} | {r['frechet_distance']:.2f} | "
-            f"{'–' if r['int8_file_bytes'] is None else format(r['int8_file_bytes'], ',')} |"
+            f"{r['class_accuracy']:.3f} | {r['frechet_distance']:.2f} | {r['precision']:.3f} | "
+            f"{r['recall']:.3f} | {'–' if size is None else format(size, ',')} |"
         )
     lines.append("")
     for r in result["rows"]:
@@ -377,7 +384,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Judge: held-out accuracy {judge['judge_heldout_accuracy']:.3f} (the ceiling for class "
         f"accuracy); real-vs-held-out Fréchet distance {judge['real_frechet_distance']:.2f} "
-        f"(the floor at {result['per_class']} per class). XLA_FLAGS: `{result['xla_flags']}`.",
+        f"(the floor at {result['per_class']} per class); real-vs-held-out precision "
+        f"{judge['real_precision']:.3f} and recall {judge['real_recall']:.3f} (Kynkäänniemi et "
+        f"al. 2019, k = 3). XLA_FLAGS: `{result['xla_flags']}`.",
         *(f"Note: {note}." for note in result["notes"]),
         "",
         "Goals (issue 9):",

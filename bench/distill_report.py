@@ -53,6 +53,8 @@ INVOKES_PER_ROUND = 20
 PARAMS_GOAL = 0.1
 ACCURACY_GOAL = 0.95
 FRECHET_GOAL = 1.3
+SAMPLE_METRICS = ("class_accuracy", "frechet_distance", "precision", "recall")
+JUDGE_KEYS = ("judge_heldout_accuracy", "real_frechet_distance", "real_precision", "real_recall")
 
 
 def judge_data_config(teacher_workdir: str):
@@ -84,8 +86,8 @@ def measure(role: str, workdir: str, quant: str, out: Path, data_config) -> dict
         "macs": profile["macs"],
         "file_bytes": profile_files([model])[model],
         "psnr_vs_jax_db": float(entry["error"][IMAGE]["psnr_db"]),
-        **{key: metrics[key] for key in ("class_accuracy", "frechet_distance")},
-        "judge": {k: metrics[k] for k in ("judge_heldout_accuracy", "real_frechet_distance")},
+        **{key: metrics[key] for key in SAMPLE_METRICS},
+        "judge": {k: metrics[k] for k in JUDGE_KEYS},
     }
 
 
@@ -150,21 +152,24 @@ def markdown(rows: list[dict[str, Any]], goals: dict[str, Any]) -> str:
     """The table, the judge's reference values and the goal checks as Markdown."""
     lines = [
         "| model | quant | step | params | MACs | file bytes | TFLite latency ms (batch 1, "
-        "1 thread, median) | class accuracy | Fréchet distance | PSNR vs JAX dB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "1 thread, median) | class accuracy | Fréchet distance | precision | recall | PSNR vs "
+        "JAX dB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['quant']} | {r['step']} | {r['params']:,} | {r['macs']:,} | "
             f"{r['file_bytes']:,} | {r['latency_ms']:.3f} | {r['class_accuracy']:.3f} | "
-            f"{r['frechet_distance']:.2f} | {r['psnr_vs_jax_db']:.1f} |"
+            f"{r['frechet_distance']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+            f"{r['psnr_vs_jax_db']:.1f} |"
         )
     judge = rows[0]["judge"]
     lines += [
         "",
         f"Judge: held-out accuracy {judge['judge_heldout_accuracy']:.3f} (the ceiling for class "
         f"accuracy); real-vs-held-out Fréchet distance {judge['real_frechet_distance']:.2f} "
-        "(the floor at this sample count).",
+        f"(the floor at this sample count), precision {judge['real_precision']:.3f} and recall "
+        f"{judge['real_recall']:.3f} (Kynkäänniemi et al. 2019, k = 3).",
         "",
         "Goals (issue 4):",
         "",

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sklearn.datasets
 from absl import flags
 
 from lwgen import cli
@@ -48,6 +49,7 @@ SETUP_PY = HERE.parent / "setup.py"
 QEMU = "qemu-aarch64-static"
 RUN_TIMEOUT_S = 900
 
+SAMPLE_PHOTO = str(Path(sklearn.datasets.__file__).parent / "images" / "china.jpg")
 # The arguments every family's pi_infer run gets besides --bundle, --out and --npy: fixed seeds
 # and inputs. A new family adds one entry.
 FAMILY_ARGS: dict[str, list[str]] = {
@@ -55,6 +57,7 @@ FAMILY_ARGS: dict[str, list[str]] = {
     "tinygan": ["--num", "2", "--seed", "0"],
     "diffusion": ["--labels", "0,7", "--num", "2", "--seed", "0"],  # the bundle's own steps
     "cyclegan": ["--direction", "a2b", "--input", str(HERE / "pi_check_input.png")],
+    "upscaler": ["--input", SAMPLE_PHOTO],  # scikit-learn's china.jpg, enlarged
 }
 
 # Largest allowed difference (uint8 levels) from the x86 images, per LiteRT runtime path.

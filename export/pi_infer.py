@@ -18,6 +18,15 @@ script) with the bundle's ``denoiser`` each step, from the schedule and sampler 
 ``bundle.json``; ``--steps``, ``--guidance`` and ``--eta`` override the bundle's settings, and
 ``--benchmark K`` times K whole samples of one image.
 
+``--upscale UPSCALER_BUNDLE`` enlarges the samples of any generator bundle with an ``upscaler``
+bundle before they are written (``pi_upscale.py``, keep it next to this script; it picks the
+bundle's model for the samples' size and converts gray ↔ RGB), e.g. 32×32 → 128×128 at ×4; pass
+``--scale 1`` to write the grid at the enlarged size. An ``upscaler`` bundle on its own enlarges
+``--input`` photos, fitted to its largest input side (64 → 256 at ×4 by default):
+
+    python export/pi_infer.py --bundle UPSCALER_BUNDLE --input PHOTO_OR_FOLDER --out OUT \\
+        [--benchmark K]
+
 The image->image families read ``--input`` (a PNG/JPEG file or a folder of them, fitted to the
 model's shape by ``pi_images.py``, keep it next to this script) and write one PNG per input
 (`write_images`). The ``cyclegan`` family (``pi_cyclegan.py``) translates with the generator of
@@ -139,6 +148,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--guidance", type=float, default=None, help="diffusion: guidance w")
     parser.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta")
+    parser.add_argument(
+        "--upscale", default=None, help="enlarge the samples with this upscaler bundle"
+    )
     parser.add_argument(
         "--input", default=None, help="image->image bundles: a PNG/JPEG file or a folder of them"
     )
@@ -511,8 +523,57 @@ def open_model(
     return bundle_model
 
 
+def open_upscaler(args: argparse.Namespace, bundle_dir: str, height: int, width: int):
+    """``(enlarge, model)``: the ``upscaler`` bundle's ``BundleModel`` for ``height × width``
+    inputs (``pi_upscale.model_for``; keep ``pi_upscale.py`` next to this script) and
+    ``enlarge(images f32 [N, h, w, C] in [-1, 1]) -> f32 [N, h·s, w·s, C]`` running it, gray ↔
+    RGB converted by ``pi_upscale.upscale``."""
+    pi_upscale = sibling_module("pi_upscale")
+    metadata = read_metadata(bundle_dir)
+    if metadata["family"] != "upscaler":
+        raise ValueError(f"--upscale {bundle_dir}: a {metadata['family']!r} bundle, not upscaler")
+    name = pi_upscale.model_for(metadata["fields"], height, width)
+    model = checked_model(metadata, name, ["lowres"])
+    bundle_args = argparse.Namespace(**{**vars(args), "bundle": bundle_dir})
+    upscaler = open_model(bundle_args, metadata, name, model)
+    channels = int(metadata["fields"]["channels"])
+
+    def enlarge(images: np.ndarray) -> np.ndarray:
+        return pi_upscale.upscale(lambda x: upscaler.run(lowres=x)["image"], images, channels)
+
+    return enlarge, upscaler
+
+
+def upscale_inputs(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``upscaler`` path: each ``--input`` image fitted to the bundle's largest input side
+    (``pi_images.py``), enlarged and written by `write_images` (``--npy``: also the uint8
+    images); ``--benchmark K`` times the model on one image."""
+    if args.input is None:
+        raise ValueError("an upscaler bundle enlarges --input (a PNG/JPEG file or a folder)")
+    fields = metadata["fields"]
+    side = max(int(s) for s in fields["input_sizes"])
+    pixels, names = sibling_module("pi_images").read_images(
+        args.input, side, side, int(fields["channels"])
+    )
+    lowres = pixels.astype(np.float32) / 127.5 - 1.0
+    enlarge, upscaler = open_upscaler(args, args.bundle, side, side)
+    images = to_uint8(enlarge(lowres))
+    write_images(args.out, images, names)
+    if args.npy:
+        atomic_write(args.npy, lambda f: np.savez(f, images=images, names=np.array(names)))
+    if args.benchmark:
+        median, p90 = benchmark(upscaler, {"lowres": lowres[:1]}, args.benchmark)
+        print(
+            f"benchmark: {side}x{side} -> {images.shape[2]}x{images.shape[1]}, {args.threads} "
+            f"thread(s): median {median:.3f} ms/image, p90 {p90:.3f} ms/image"
+        )
+
+
 def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.ndarray) -> None:
-    """The PNG grid (one row per label) and, with ``--npy``, the uint8 images and labels."""
+    """The PNG grid (one row per label) and, with ``--npy``, the uint8 images and labels; with
+    ``--upscale``, of the images enlarged by that bundle."""
+    if args.upscale:
+        images = open_upscaler(args, args.upscale, *images.shape[1:3])[0](images)
     images = to_uint8(images)
     rows = len(np.unique(label_ids))
     grid = make_grid(images, rows, args.scale)
@@ -650,6 +711,7 @@ FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "tinygan": conditional_generator,
     "diffusion": diffusion_sampler,
     "cyclegan": image_translator,
+    "upscaler": upscale_inputs,
 }
 
 

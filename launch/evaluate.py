@@ -2,7 +2,8 @@
 
   python launch/evaluate.py --workdir=runs/demo [--per_class=100] [--cache_dir=DIR]
 
-Prints class accuracy, Fréchet distance and the real-data references (see `lwgen.eval.evaluate`).
+Prints class accuracy, Fréchet distance, precision and recall and the real-data references (see
+`lwgen.eval.conditional`).
 """
 
 import json

@@ -82,9 +82,18 @@ def judge_npz(npz_path: str, data_config: ml_collections.ConfigDict) -> float:
     return class_accuracy(judge.logits(images), labels)
 
 
+def quality_cells(metrics: dict[str, Any]) -> str:
+    """Class accuracy, Fréchet distance, precision and recall as Markdown table cells."""
+    return (
+        f"{metrics['class_accuracy']:.4f} | {metrics['frechet_distance']:.3f} | "
+        f"{metrics['precision']:.3f} | {metrics['recall']:.3f}"
+    )
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The Markdown version of ``report.json``."""
     train, export, pi = report["train"], report["export"], report["pi_infer"]
+    real = report["eval_jax"]
     rows = [
         ("JAX EMA generator (float32)", report["eval_jax"]),
         (f"TFLite {export['quant']} bundle", report["eval_int8"]),
@@ -96,10 +105,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"{train['devices']} device(s) in {train['wall_s']:.0f} s. "
         f"Judge held-out accuracy: {report['eval_jax']['judge_heldout_accuracy']:.4f}.",
         "",
-        "| model | class accuracy | Fréchet distance (judge features) |",
-        "|---|---|---|",
-        *(f"| {n} | {e['class_accuracy']:.4f} | {e['frechet_distance']:.3f} |" for n, e in rows),
-        f"| `pi_infer.py` output (uint8 PNG data) | {pi['class_accuracy']:.4f} | – |",
+        "| model | class accuracy | Fréchet distance (judge features) | precision | recall |",
+        "|---|---|---|---|---|",
+        *(f"| {n} | {quality_cells(e)} |" for n, e in rows),
+        f"| `pi_infer.py` output (uint8 PNG data) | {pi['class_accuracy']:.4f} | – | – | – |",
+        f"| real training images (reference) | – | {real['real_frechet_distance']:.3f} | "
+        f"{real['real_precision']:.3f} | {real['real_recall']:.3f} |",
         "",
         f"Export: `{export['bundle']}`, {export['model_bytes']} bytes, PSNR vs JAX "
         f"{export['psnr_db']:.2f} dB, max abs error {export['max_abs_error']:.4f}.",

@@ -19,7 +19,7 @@ from typing import Any
 import ml_collections
 
 from lwgen.console import log_to_file
-from lwgen.demo import judge_npz, run_pi_script
+from lwgen.demo import judge_npz, quality_cells, run_pi_script
 from lwgen.eval.evaluate import evaluate_bundle
 from lwgen.export.bundle import export_workdir
 from lwgen.families.diffusion import evaluate
@@ -40,11 +40,14 @@ def format_report(report: dict[str, Any]) -> str:
         f"{' → '.join(str(n) for n in report['rounds']['steps'])} steps, "
         f"{report['rounds']['train_steps']} steps per round, {report['rounds']['wall_s']:.0f} s.",
         f"Judge held-out accuracy: {report['teacher_eval']['judge_heldout_accuracy']:.4f}; "
-        f"real-data Fréchet distance at this sample count: "
-        f"{report['teacher_eval']['real_frechet_distance']:.3f}.",
+        f"real-data Fréchet distance, precision and recall at this sample count: "
+        f"{report['teacher_eval']['real_frechet_distance']:.3f}, "
+        f"{report['teacher_eval']['real_precision']:.3f}, "
+        f"{report['teacher_eval']['real_recall']:.3f}.",
         "",
-        "| sampler | denoiser calls per image | class accuracy | Fréchet distance |",
-        "|---|---|---|---|",
+        "| sampler | denoiser calls per image | class accuracy | Fréchet distance | precision | "
+        "recall |",
+        "|---|---|---|---|---|---|",
     ]
     for name, key in (
         (f"teacher, DDIM {report['teacher_eval']['sample_steps']} steps, guided (JAX)",
@@ -55,13 +58,10 @@ def format_report(report: dict[str, Any]) -> str:
          "bundle_eval"),
     ):  # fmt: skip
         result = report[key]
-        lines.append(
-            f"| {name} | {result['denoiser_calls']} | {result['class_accuracy']:.4f} | "
-            f"{result['frechet_distance']:.3f} |"
-        )
+        lines.append(f"| {name} | {result['denoiser_calls']} | {quality_cells(result)} |")
     lines += [
         f"| `pi_infer.py` output (uint8 PNG data) | {report['bundle_eval']['denoiser_calls']} | "
-        f"{pi['class_accuracy']:.4f} | – |",
+        f"{pi['class_accuracy']:.4f} | – | – | – |",
         "",
         f"Export: `{export['bundle']}`, {export['model_bytes']} bytes, PSNR of the denoiser output "
         f"vs JAX {export['psnr_db']:.2f} dB (per timestep: {export['psnr_by_timestep']}).",

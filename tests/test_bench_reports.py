@@ -79,6 +79,7 @@ def test_distill_report_writes_four_rows(teacher, tmp_path):
     assert list(rows) == [(m, q) for m in ("teacher", "student") for q in ("float32", "int8")]
     for row in rows.values():
         assert math.isfinite(row["psnr_vs_jax_db"]) and row["latency_ms"] > 0
-        assert set(row["judge"]) == {"judge_heldout_accuracy", "real_frechet_distance"}
+        assert set(row["judge"]) == {"judge_heldout_accuracy", "real_frechet_distance",
+                                     "real_precision", "real_recall"}  # fmt: skip
     assert rows["student", "int8"]["params"] < rows["teacher", "float32"]["params"]
     assert (out / "bundles" / "student_int8" / "generator.tflite").is_file()

@@ -20,6 +20,9 @@ def test_demo_writes_reports_and_pi_script_grid(tmp_path, monkeypatch):
     assert report["pi_infer"]["median_ms"] > 0 and report["pi_infer"]["invocations"] == 200
     for name in ("eval_jax", "eval_int8"):
         assert 0.0 <= report[name]["class_accuracy"] <= 1.0
+        assert 0.0 <= report[name]["precision"] <= 1.0 and 0.0 <= report[name]["recall"] <= 1.0
         assert report[name]["num_samples"] == 200
     assert (workdir / "samples_int8.png").stat().st_size > 0
-    assert "| TFLite int8 bundle |" in (workdir / "report.md").read_text()
+    markdown = (workdir / "report.md").read_text()
+    assert "| TFLite int8 bundle |" in markdown and "| precision | recall |" in markdown
+    assert "| real training images (reference) |" in markdown

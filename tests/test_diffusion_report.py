@@ -13,8 +13,8 @@ from lwgen.train.loop import train
 from tests.conftest import ROOT
 from tests.tiny import tiny_diffusion_config, tiny_diffusion_teacher, tiny_gan_config
 
-COLUMNS = {"params", "macs_per_call", "steps", "denoiser_calls", "ms_per_image",
-           "class_accuracy", "frechet_distance", "int8_file_bytes"}  # fmt: skip
+COLUMNS = {"params", "macs_per_call", "steps", "denoiser_calls", "ms_per_image", "class_accuracy",
+           "frechet_distance", "precision", "recall", "int8_file_bytes"}  # fmt: skip
 GOALS = {"a_class_accuracy", "b_frechet", "b_frechet_best_teacher", "c_int8_frechet", "d_speedup"}
 
 

@@ -26,8 +26,12 @@ from tests.tiny import tiny_gan_config
 EVAL_KEYS = {
     "class_accuracy",
     "frechet_distance",
+    "precision",
+    "recall",
     "judge_heldout_accuracy",
     "real_frechet_distance",
+    "real_precision",
+    "real_recall",
     "num_samples",
 }
 
@@ -204,6 +208,15 @@ def test_evaluate_workdir_writes_eval_json(tiny_workdir, cache_dir):
         assert json.load(f) == metrics
 
 
+def test_score_workdir_scores_without_writing(tiny_workdir, cache_dir):
+    from lwgen.eval.evaluate import score_workdir
+
+    before = {p: os.path.getmtime(os.path.join(tiny_workdir, p)) for p in os.listdir(tiny_workdir)}
+    metrics = score_workdir(tiny_workdir, per_class=3, cache_dir=cache_dir)
+    after = {p: os.path.getmtime(os.path.join(tiny_workdir, p)) for p in os.listdir(tiny_workdir)}
+    assert set(metrics) == EVAL_KEYS | {"step"} and after == before
+
+
 def test_evaluate_bundle_scores_the_int8_model_like_the_workdir(tiny_workdir, cache_dir, tmp_path):
     from lwgen.export.bundle import export_workdir
 
@@ -246,6 +259,8 @@ def test_evaluate_sampler_scores_real_images_near_the_reference(cache_dir):
     assert real["class_accuracy"] >= 0.95 and noise["class_accuracy"] < 0.5
     assert real["frechet_distance"] < 1.5 * real["real_frechet_distance"]
     assert noise["frechet_distance"] > 10 * real["frechet_distance"]
+    assert real["precision"] > 0.8 and real["recall"] > 0.8 * real["real_recall"]
+    assert noise["precision"] < 0.25 * real["precision"] and noise["recall"] < 0.05
 
 
 def _ones(z, y_onehot):

@@ -125,6 +125,22 @@ def tiny_cyclegan_teacher(out_dir: str, folder: str) -> str:
     return out_dir
 
 
+def tiny_upscaler_config(num_train_steps: int = 4, scale: int = 2, channels: int = 3):
+    """A width-4 up-scaler on 16×16 photo crops (×2, or ×4 on 32×32), batch 4; exported for
+    16×16 inputs, evaluated on held-out tiles of 16 px low-resolution side."""
+    from lwgen.families.upscaler import upscaler_config
+
+    config = upscaler_config(scale, channels)
+    config.model.upscaler.update(features=4, shrink=4, num_maps=1)
+    config.data.update(crop_size=8 * scale, eval_size=16)
+    config.num_train_steps = num_train_steps
+    config.batch_size = 4
+    config.optim.warmup_steps = 1
+    config.train.update(log_every=1, checkpoint_every=2, sample_every=100, keep_checkpoints=5)
+    config.export.update(input_sizes=(16,), min_psnr=20.0)
+    return config
+
+
 def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
     """The tiny config of ``family``; ``scratch_dir`` holds what it needs (a distillation set).
 
@@ -142,6 +158,7 @@ def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
         "cyclegan": lambda: tiny_cyclegan_config(
             tiny_unpaired_folder(os.path.join(scratch_dir, "unpaired")), num_train_steps
         ),
+        "upscaler": lambda: tiny_upscaler_config(num_train_steps),
         "diffusion": lambda: tiny_diffusion_config(
             num_train_steps,
             tiny_diffusion_teacher(os.path.join(scratch_dir, "diffusion_teacher")),

@@ -19,6 +19,7 @@ from lwgen.data.distill_set import load_distill_source, real_data_config
 from lwgen.data.folder import load_folder_source
 from lwgen.data.idx import load_fashion_mnist_idx
 from lwgen.data.source import ArraySource, check_batch_divisible, check_split, shard_batch
+from lwgen.data.sr_pairs import load_sr_pairs
 from lwgen.data.tfds_source import TFDS_NAMES, load_tfds_source
 from lwgen.data.unpaired import load_cycle_gan_tfds, load_fashion_unpaired, load_unpaired_folder
 from lwgen.errors import ConfigError
@@ -38,11 +39,17 @@ def _load_distill(data_config: Mapping, split: str) -> ArraySource:
     return load_distill_source(data_config, split, load_real=load_source)
 
 
+def _load_sr_pairs(data_config: Mapping, split: str):
+    """`load_sr_pairs` with `load_source` loading a data set's own images as its pool."""
+    return load_sr_pairs(data_config, split, load_source=load_source)
+
+
 LOADERS = {
     "digits": load_digits_source,
     "distill": _load_distill,
     "fashion_mnist_idx": load_fashion_mnist_idx,
     "folder": load_folder_source,
+    "sr_pairs": _load_sr_pairs,
     **{name: functools.partial(load_tfds_source, name) for name in TFDS_NAMES},
     "fashion_unpaired": load_fashion_unpaired,
     "unpaired_folder": load_unpaired_folder,

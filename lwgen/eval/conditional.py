@@ -9,8 +9,13 @@ compared on identical ``(z, y)``. The metrics:
   real held-out images in the judge's penultimate-layer features;
 - ``judge_heldout_accuracy``: the judge's accuracy on real held-out images, i.e. the class
   accuracy real data gets (the ceiling for ``class_accuracy``);
-- ``real_frechet_distance``: the same distance between ``per_class`` real training images per
-  class and the held-out images (the floor for ``frechet_distance`` at this sample count);
+- ``precision``, ``recall``: improved precision and recall (Kynkäänniemi et al. 2019, k = 3) of
+  the samples against the held-out images in the same features, on equally many of each
+  (`balanced_precision_recall`): how many samples look real, how much of the real data the
+  samples cover;
+- ``real_frechet_distance``, ``real_precision``, ``real_recall``: the same metrics of
+  ``per_class`` real training images per class against the held-out images (the references
+  real data gets at this sample count);
 - ``num_samples``.
 """
 
@@ -27,7 +32,7 @@ from lwgen.data.prior import prior_inputs
 from lwgen.data.source import to_unit_range
 from lwgen.errors import ConfigError
 from lwgen.eval.judge import Judge, as_data_config, load_or_train_judge
-from lwgen.eval.metrics import class_accuracy, frechet_distance
+from lwgen.eval.metrics import class_accuracy, frechet_distance, precision_recall
 
 SAMPLE_CHUNK = 250
 RANGE_TOLERANCE = 1e-3
@@ -97,23 +102,56 @@ def generate(sample_fn: SampleFn, z: np.ndarray, y_onehot: np.ndarray) -> np.nda
     return np.clip(images, -1.0, 1.0)
 
 
-def real_reference(judge: Judge, data_config: Mapping, per_class: int) -> tuple[np.ndarray, float]:
-    """Judge features of the real held-out images, and the real data's own Fréchet distance.
+def balanced_precision_recall(
+    real: np.ndarray, generated: np.ndarray, seed: int = 0
+) -> dict[str, float]:
+    """`lwgen.eval.metrics.precision_recall` (k = 3) on equally many real and generated points,
+    as Kynkäänniemi et al. 2019 compare them: the larger set is subsampled without replacement
+    (``numpy.random.default_rng(seed)``) to the size of the smaller.
 
-    The reference distance compares ``per_class`` training images of each class (the first ones,
-    or all of a smaller class) with the held-out images: a real "generator" scored with the same
-    sample count and class balance as `evaluate_sampler` uses, since the estimate of the distance
-    grows as the sample count shrinks.
+    Args:
+      real: float ``[N, D]`` features.
+      generated: float ``[M, D]`` features.
+      seed: seed of the subsample.
 
     Returns:
-      ``(held-out features float32 [N_heldout, D], real_frechet_distance)``.
+      ``{"precision", "recall"}`` in ``[0, 1]``.
+    """
+    size = min(len(real), len(generated))
+    rng = np.random.default_rng(seed)
+    real, generated = (
+        x[np.sort(rng.choice(len(x), size, replace=False))] for x in (real, generated)
+    )
+    precision, recall = precision_recall(real, generated)
+    return {"precision": precision, "recall": recall}
+
+
+def real_reference(
+    judge: Judge, data_config: Mapping, per_class: int
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Judge features of the real held-out images, and the metrics real data gets against them.
+
+    The references compare ``per_class`` training images of each class (the first ones, or all
+    of a smaller class) with the held-out images: a real "generator" scored with the same sample
+    count and class balance as `evaluate_sampler` uses, since the estimates of the distance,
+    precision and recall depend on the sample count.
+
+    Returns:
+      ``(held-out features float32 [N_heldout, D], {"real_frechet_distance",
+      "real_precision", "real_recall"})``.
     """
     train = load_source(data_config, "train")
     idx = np.concatenate(
         [np.flatnonzero(train.labels == k)[:per_class] for k in range(train.num_classes)]
     )
     heldout = judge.features(to_unit_range(load_source(data_config, "heldout").images))
-    return heldout, frechet_distance(judge.features(to_unit_range(train.images[idx])), heldout)
+    train_features = judge.features(to_unit_range(train.images[idx]))
+    scores = balanced_precision_recall(heldout, train_features)
+    return heldout, {
+        "real_frechet_distance": frechet_distance(train_features, heldout),
+        "real_precision": scores["precision"],
+        "real_recall": scores["recall"],
+    }
 
 
 def evaluate_sampler(
@@ -138,8 +176,9 @@ def evaluate_sampler(
       cache_dir: judge cache folder (see `load_or_train_judge`).
 
     Returns:
-      ``{"class_accuracy", "frechet_distance", "judge_heldout_accuracy",
-      "real_frechet_distance", "num_samples"}`` (see the module docstring).
+      ``{"class_accuracy", "frechet_distance", "precision", "recall",
+      "judge_heldout_accuracy", "real_frechet_distance", "real_precision", "real_recall",
+      "num_samples"}`` (see the module docstring).
 
     Raises:
       ValueError: on bad counts, a class count or image shape that differs from the judge's,
@@ -157,12 +196,14 @@ def evaluate_sampler(
         raise ConfigError(
             f"sampler images have shape {images.shape[1:]}, the data has {judge.image_shape}"
         )
-    heldout_features, real_distance = real_reference(judge, data_config, per_class)
+    heldout_features, references = real_reference(judge, data_config, per_class)
+    features = judge.features(images)
     return {
         "class_accuracy": class_accuracy(judge.logits(images), labels),
-        "frechet_distance": frechet_distance(judge.features(images), heldout_features),
+        "frechet_distance": frechet_distance(features, heldout_features),
+        **balanced_precision_recall(heldout_features, features),
         "judge_heldout_accuracy": judge.heldout_accuracy,
-        "real_frechet_distance": real_distance,
+        **references,
         "num_samples": int(len(images)),
     }
 

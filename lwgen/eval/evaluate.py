@@ -20,7 +20,21 @@ EVAL_FILE = "eval.json"
 def evaluate_workdir(
     workdir: str, per_class: int = 100, cache_dir: str | None = None
 ) -> dict[str, float | int]:
-    """Scores the inference networks of a workdir's latest checkpoint; writes ``eval.json``.
+    """`score_workdir`, also written to ``WORKDIR/eval.json`` (atomically).
+
+    Raises:
+      MissingFileError: if the workdir has no config or checkpoint.
+      ValueError: from the family's evaluation (bad counts, bad sampler output).
+    """
+    metrics = score_workdir(workdir, per_class, cache_dir)
+    atomic_write_json(os.path.join(workdir, EVAL_FILE), metrics)
+    return metrics
+
+
+def score_workdir(
+    workdir: str, per_class: int = 100, cache_dir: str | None = None
+) -> dict[str, float | int]:
+    """Scores the inference networks of a workdir's latest checkpoint; writes nothing.
 
     Args:
       workdir: a training workdir (``config.json`` and ``checkpoints/``).
@@ -28,8 +42,7 @@ def evaluate_workdir(
       cache_dir: judge cache folder.
 
     Returns:
-      The family's metrics plus ``"step"`` (the checkpoint's step), as written to
-      ``WORKDIR/eval.json``.
+      The family's metrics plus ``"step"`` (the checkpoint's step).
 
     Raises:
       MissingFileError: if the workdir has no config or checkpoint.
@@ -39,7 +52,6 @@ def evaluate_workdir(
     family = get_family(restored.config.model.family)
     metrics = family.evaluate(restored, per_class=per_class, cache_dir=cache_dir)
     metrics["step"] = int(restored.step)
-    atomic_write_json(os.path.join(workdir, EVAL_FILE), metrics)
     return metrics
 
 

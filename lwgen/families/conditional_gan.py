@@ -248,7 +248,8 @@ def sample_grid(config: ml_collections.ConfigDict, variables) -> tuple[np.ndarra
 
 
 def evaluate(restored: Restored, per_class: int = 100, cache_dir: str | None = None) -> dict:
-    """Class accuracy and Fréchet distance of the EMA generator (``lwgen.eval.conditional``)."""
+    """Class accuracy, Fréchet distance, precision and recall of the EMA generator
+    (``lwgen.eval.conditional``)."""
     generator = generator_module(restored.config)
     apply = jax.jit(generator.apply)
 
@@ -352,6 +353,7 @@ def make_family(
         export_specs=export_specs,
         bundle_fields=bundle_fields,
         evaluate_bundle=evaluate_bundle,
+        sample=sample,
     )
 
 

@@ -56,9 +56,9 @@ def score_sampler(run, dims, data_config, per_class: int = 100, cache_dir=None, 
 def evaluate(
     restored: Restored, per_class: int = 100, cache_dir: str | None = None, **overrides
 ) -> dict:
-    """Class accuracy and Fréchet distance (``lwgen.eval.conditional``) of the EMA denoiser with
-    the configured sampler; ``overrides`` change ``sample_steps``, ``sampler``, ``eta`` or
-    ``guidance`` (e.g. the teacher at 100, 50 and 20 DDIM steps)."""
+    """Class accuracy, Fréchet distance, precision and recall (``lwgen.eval.conditional``) of the
+    EMA denoiser with the configured sampler; ``overrides`` change ``sample_steps``, ``sampler``,
+    ``eta`` or ``guidance`` (e.g. the teacher at 100, 50 and 20 DDIM steps)."""
     config = restored.config
     run = core.sampler_fn(config, **overrides)
     variables = restored.variables[core.DENOISER]
@@ -187,5 +187,6 @@ FAMILY = register(
         export_specs=export_specs,
         bundle_fields=bundle_fields,
         evaluate_bundle=evaluate_bundle,
+        sample=core.draw_samples,
     )
 )

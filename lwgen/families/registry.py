@@ -33,6 +33,7 @@ BUILTIN = {
     "dcgan": "lwgen.families.dcgan",
     "diffusion": "lwgen.families.diffusion",
     "tinygan": "lwgen.families.tinygan",
+    "upscaler": "lwgen.families.upscaler",
 }
 # Config groups that change a family's trainer: group name -> "module:function(trainer, config)".
 TRAINER_TRANSFORMS = {"compress": "lwgen.compress.setup:apply_compression"}
@@ -126,6 +127,10 @@ class Family:
         latent size, schedules, style names, ...), read by ``export/pi_infer.py``.
       evaluate_bundle: ``(bundle_dir, data_config, per_class, cache_dir) -> metrics`` for an
         exported bundle, on the same inputs as ``evaluate``.
+      sample: ``(config, variables, labels int [N], seed) -> images f32 [N, H, W, C]`` in
+        ``[-1, 1]``, one image of each label's class drawn as the sample grid draws them (the
+        embedding projector, ``lwgen.eval.projector``); ``None`` for a family without
+        class-conditional images of the data's shape.
     """
 
     name: str
@@ -137,6 +142,7 @@ class Family:
     export_specs: Callable[..., list[Any]]
     bundle_fields: Callable[[Restored], dict[str, Any]]
     evaluate_bundle: Callable[..., dict[str, float | int]]
+    sample: Callable[..., np.ndarray] | None = None
 
 
 def register(family: Family) -> Family:
