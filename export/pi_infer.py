@@ -393,7 +393,7 @@ class BundleModel:
         return {**spec, "index": details[spec["tensor"]]["index"]}
 
     def _set(self, spec: dict[str, Any], x: np.ndarray) -> None:
-        if spec["dtype"] != "float32":
+        if spec["dtype"] != "float32" and spec["scale"]:  # scale 0: plain ints (token ids)
             info = np.iinfo(spec["dtype"])
             x = np.round(x / np.float32(spec["scale"])) + spec["zero_point"]
             x = np.clip(x, info.min, info.max)
@@ -401,7 +401,7 @@ class BundleModel:
 
     def _get(self, spec: dict[str, Any]) -> np.ndarray:
         out = self.interpreter.get_tensor(spec["index"]).astype(np.float32)
-        if spec["dtype"] != "float32":
+        if spec["dtype"] != "float32" and spec["scale"]:
             out = (out - np.float32(spec["zero_point"])) * np.float32(spec["scale"])
         return out
 
