@@ -31,6 +31,7 @@ Metrics = dict[str, Any]
 BUILTIN = {
     "dcgan": "lwgen.families.dcgan",
     "diffusion": "lwgen.families.diffusion",
+    "textgan": "lwgen.families.textgan",
     "tinygan": "lwgen.families.tinygan",
 }
 # Config groups that change a family's trainer: group name -> "module:function(trainer, config)".

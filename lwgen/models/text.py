@@ -31,7 +31,7 @@ import tokenizers
 from flax import linen as nn
 from safetensors.numpy import load as load_safetensors
 
-from lwgen.errors import DataError, MissingFileError
+from lwgen.errors import ConfigError, DataError, MissingFileError
 from lwgen.io import sha256_hex
 
 MINILM_PACKAGE = "all_minilm_l6_v2"
@@ -241,6 +241,18 @@ class TextEncoder:
         states, mask = self.token_states(texts)
         return np.asarray(mean_pool(jnp.asarray(states), jnp.asarray(mask)))
 
+    def encode_all(self, texts: Sequence[str], chunk: int = 64):
+        """``(embeddings [N, D], token states [N, L, D], mask [N, L])`` float32 of ``texts``,
+        in fixed-size chunks (one compilation)."""
+        texts = list(texts)
+        parts = []
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            states, mask = self.token_states(part + [""] * (chunk - len(part)))
+            pooled = np.asarray(mean_pool(jnp.asarray(states), jnp.asarray(mask)))
+            parts.append((pooled[: len(part)], states[: len(part)], mask[: len(part)]))
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
 
 def make_tokenize(tokenizer_json: str, max_tokens: int, pad_id: int = 0):
     """A ``tokenizers`` tokenizer padding/truncating to ``max_tokens``, as `TextEncoder.tokenize`.
@@ -332,3 +344,23 @@ def load_minilm(path: str | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -
         tokenizer_json=tokenizer_json,
         num_params=int(sum(np.size(x) for x in jax.tree.leaves(variables))),
     )
+
+
+ENCODERS = ("minilm", "llama")
+
+
+def load_text_encoder(name: str, path: str | None, max_tokens: int) -> TextEncoder:
+    """The `TextEncoder` called ``name``: ``"minilm"`` (`load_minilm`; ``path`` None for the
+    installed package) or ``"llama"`` (``lwgen.models.llm_text.load_llama``, ``path`` a local
+    Hugging Face Llama folder; needs the ``llm`` extra).
+
+    Raises:
+      ConfigError: for another name; MissingFileError: for a missing model.
+    """
+    if name == "minilm":
+        return load_minilm(path, max_tokens)
+    if name == "llama":
+        from lwgen.models.llm_text import load_llama  # transformers only for this encoder
+
+        return load_llama(path, max_tokens)
+    raise ConfigError(f"text encoder {name!r} is not one of {ENCODERS}")

@@ -10,10 +10,9 @@ nor transformers is a dependency of lwgen: run this by hand where both are insta
 """
 
 import io
+import json
 import sys
 import zipfile
-
-import json
 
 import numpy as np
 import safetensors.torch

@@ -1,0 +1,116 @@
+"""Text-conditioned DCGAN generator: the ``lwgen.models.dcgan`` blocks with three text fusions.
+
+The sentence embedding is first mapped to a small condition ``c`` (Dense + LeakyReLU, as the text
+projection of Reed et al. 2016, §4, "Generative Adversarial Text to Image Synthesis"), then fused:
+
+* ``"concat"``: ``concat(z, c)`` feeds the first Dense (Reed et al. 2016, §4);
+* ``"film"``: ``z`` alone feeds the first Dense and every block is modulated by ``FiLM(c)``
+  after its BatchNorm (Perez et al. 2018; the deep fusion of Tao et al. 2022, DF-GAN §3.3);
+* ``"cross_attention"``: ``concat(z, c)`` as in ``"concat"`` plus, after every hidden upsampling
+  block, ``CrossAttention`` from the pixels to the token states (Xu et al. 2018, AttnGAN §3.1).
+
+The discriminator is ``lwgen.models.dcgan.Discriminator`` with the sentence embedding in place of
+the one-hot class: its bias-free Dense of ``y`` is the projection of the condition (Miyato &
+Koyama 2018, eq. 3), now of a text vector. Every input is a float tensor, so all of it exports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from lwgen.models.dcgan import generator_widths
+from lwgen.models.layers import (
+    UPSAMPLE_MODES,
+    CrossAttention,
+    FiLM,
+    Upsample2x,
+    concat_condition,
+)
+
+FUSIONS = ("concat", "film", "cross_attention")
+
+
+class TextGenerator(nn.Module):
+    """``G(z, text[, tokens, token_mask])``: a DCGAN generator conditioned on text.
+
+    Attributes:
+      image_shape: ``(H, W, C)``; H = W, a power of two ≥ 8.
+      text_dim: size of the sentence embedding (and of the token states).
+      latent_dim: size of ``z``.
+      cond_dim: size of the projected text condition ``c``.
+      base_width, width_mult, upsample: as in ``lwgen.models.dcgan.Generator``.
+      fusion: one of ``FUSIONS``.
+      attention_dim: query/key width of ``CrossAttention``.
+      axis_name: BatchNorm's mapped axis in training (``"batch"``), else None.
+    """
+
+    image_shape: Sequence[int] = (32, 32, 1)
+    text_dim: int = 384
+    latent_dim: int = 64
+    cond_dim: int = 64
+    base_width: int = 32
+    width_mult: float = 1.0
+    upsample: str = "resize_conv"
+    fusion: str = "film"
+    attention_dim: int = 32
+    axis_name: str | None = None
+
+    def _block_end(self, h, c, tokens, mask, train: bool, name: str) -> jax.Array:
+        """BatchNorm, the block's fusion, ReLU."""
+        h = nn.BatchNorm(
+            use_running_average=not train, momentum=0.9, axis_name=self.axis_name, name=name + "_bn"
+        )(h)
+        if self.fusion == "film":
+            h = FiLM(name=name + "_film")(h, c)
+        h = nn.relu(h)
+        if self.fusion == "cross_attention" and name != "project":
+            h = CrossAttention(self.attention_dim, name=name + "_attn")(h, tokens, mask)
+        return h
+
+    @nn.compact
+    def __call__(
+        self,
+        z: jax.Array,
+        text: jax.Array,
+        tokens: jax.Array | None = None,
+        token_mask: jax.Array | None = None,
+        train: bool = False,
+    ) -> jax.Array:
+        """Generates images.
+
+        Args:
+          z: float32 ``[B, latent_dim]`` from ``N(0, I)``.
+          text: float32 ``[B, text_dim]`` sentence embeddings.
+          tokens: float32 ``[B, L, text_dim]`` token states (``"cross_attention"`` only).
+          token_mask: float32 ``[B, L]``, 1 real token, 0 padding (``"cross_attention"`` only).
+          train: batch statistics in BatchNorm, sub-pixel resize-conv (see ``Upsample2x``).
+
+        Returns:
+          float32 ``[B, H, W, C]`` images in ``[-1, 1]``.
+
+        Raises:
+          ValueError: on an unknown fusion or upsampling mode, or wrong input shapes.
+        """
+        if self.fusion not in FUSIONS or self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(
+                f"fusion {self.fusion!r} / upsample {self.upsample!r} must be in "
+                f"{FUSIONS} / {UPSAMPLE_MODES}"
+            )
+        if text.ndim != 2 or text.shape[-1] != self.text_dim:
+            raise ValueError(f"text must be [B, {self.text_dim}], got {text.shape}")
+        if self.fusion == "cross_attention" and (tokens is None or token_mask is None):
+            raise ValueError("fusion 'cross_attention' needs tokens and token_mask")
+        widths = generator_widths(self.image_shape[0], self.base_width, self.width_mult)
+        c = nn.leaky_relu(nn.Dense(self.cond_dim, name="text_projection")(text), 0.2)
+        h = z if self.fusion == "film" else concat_condition(z, c)
+        h = nn.Dense(4 * 4 * widths[0], use_bias=False, name="project")(h)
+        h = self._block_end(h.reshape(-1, 4, 4, widths[0]), c, tokens, token_mask, train, "project")
+        for i, width in enumerate(widths[1:], start=1):
+            h = Upsample2x(width, self.upsample, use_bias=False, name=f"up{i}")(h, train)
+            h = self._block_end(h, c, tokens, token_mask, train, f"up{i}")
+        h = Upsample2x(self.image_shape[-1], self.upsample, name="to_image")(h, train)
+        return jnp.tanh(h)
