@@ -54,6 +54,7 @@ FAMILY_ARGS: dict[str, list[str]] = {
     "dcgan": ["--num", "2", "--seed", "0"],  # every class, 2 samples each
     "tinygan": ["--num", "2", "--seed", "0"],
     "diffusion": ["--labels", "0,7", "--num", "2", "--seed", "0"],  # the bundle's own steps
+    "textgan": ["--prompt", "a handwritten seven", "--num", "2", "--seed", "0"],  # needs tokenizers
 }
 
 # Largest allowed difference (uint8 levels) from the x86 images, per LiteRT runtime path.

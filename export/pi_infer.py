@@ -18,6 +18,10 @@ script) with the bundle's ``denoiser`` each step, from the schedule and sampler 
 ``bundle.json``; ``--steps``, ``--guidance`` and ``--eta`` override the bundle's settings, and
 ``--benchmark K`` times K whole samples of one image.
 
+The ``textgan`` family (``pi_text.py``, keep it next to this script) reads ``--prompt "..."``
+(repeatable, one grid row each); the ``tokenizers`` package is needed only for its bundles with
+a TFLite text encoder.
+
 The image->image families read ``--input`` (a PNG/JPEG file or a folder of them, fitted to the
 model's shape by ``pi_images.py``, keep it next to this script) and write one PNG per input
 (`write_images`).
@@ -140,6 +144,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--eta", type=float, default=None, help="diffusion: DDIM eta")
     parser.add_argument(
         "--input", default=None, help="image->image bundles: a PNG/JPEG file or a folder of them"
+    )
+    parser.add_argument(
+        "--prompt", action="append", default=None, help="textgan: a prompt (one grid row each)"
     )
     return parser.parse_args(argv)
 
@@ -635,10 +642,17 @@ def diffusion_sampler(args: argparse.Namespace, metadata: dict[str, Any]) -> Non
         )
 
 
+def text_generator(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``textgan`` path: ``pi_text.py`` encodes ``--prompt`` and runs the generator, with
+    this module's helpers (model opening, grid, atomic writes)."""
+    sibling_module("pi_text").text_generator(args, metadata, sys.modules[__name__])
+
+
 FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "dcgan": conditional_generator,
     "tinygan": conditional_generator,
     "diffusion": diffusion_sampler,
+    "textgan": text_generator,
 }
 
 
