@@ -212,12 +212,13 @@ class CrossAttention(nn.Module):
           channels (that map starts at zero, so a new block starts as the identity).
         """
         b, height, width, c = h.shape
+        tokens = tokens * mask[..., None]  # padding states zeroed: their logits stay small
         queries = nn.Dense(self.dim, name="query")(h.reshape(b, height * width, c))
         keys = nn.Dense(self.dim, name="key")(tokens)
         values = nn.Dense(self.dim, name="value")(tokens)
         logits = jnp.einsum("bqd,bkd->bqk", queries, keys) / np.sqrt(self.dim)
-        # Masked by renormalising rather than by a -inf bias: every tensor stays in a small range,
-        # which INT8 activation quantization needs.
+        # Masked by renormalising over the real tokens rather than by a -inf bias, so every
+        # tensor stays in a small range, which INT8 activation quantization needs.
         weights = jax.nn.softmax(logits, axis=-1) * mask[:, None, :]
         weights = weights / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1e-6)
         context = jnp.einsum("bqk,bkd->bqd", weights, values)

@@ -1,0 +1,165 @@
+"""The ``textgan`` family: captions and their cache, the three fusions, the matching-aware loss,
+and a miniature end to end (train, export, ``pi_infer.py --prompt``)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lwgen.data import load_source
+from lwgen.data.captions import class_captions, read_cache, read_jsonl_captions
+from lwgen.errors import DataError, MissingFileError
+from lwgen.families.textgan_prompts import ensure_caption_cache
+from lwgen.losses.gan import matching_aware_d_loss
+from lwgen.models.text_gan import FUSIONS, TextGenerator
+from tests.conftest import ROOT
+from tests.tiny import tiny_textgan_config
+
+PI_INFER = os.path.join(ROOT, "export", "pi_infer.py")
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("textgan"))
+
+
+@pytest.mark.parametrize("source", ["digits", "fashion_mnist_idx"])
+def test_templates_per_class_and_heldout_paraphrases_are_new(source):
+    train, heldout = class_captions(source, "train"), class_captions(source, "heldout")
+    assert len(train) == len(heldout) == 10
+    assert all(len(t) >= 5 for t in train) and all(len(h) >= 3 for h in heldout)
+    assert not {c for t in train for c in t} & {c for h in heldout for c in h}
+
+
+def test_caption_sampler_never_yields_a_heldout_caption(scratch):
+    config = tiny_textgan_config(scratch)
+    table, _ = ensure_caption_cache(config.data)
+    source = load_source(config.data, "train")
+    train_rows = table.select("train")
+    for step in range(20):
+        batch = source.batch(step, 16, seed=3)
+        match = np.all(batch["text"][:, None] == table.embeddings[None], axis=-1)
+        rows = np.argmax(match, axis=1)
+        assert match.any(axis=1).all() and np.isin(rows, train_rows).all()
+        assert (table.owners[rows] == batch["label"]).all()  # a caption of the image's class
+        wrong = np.argmax(np.all(batch["wrong_text"][:, None] == table.embeddings[None], -1), 1)
+        assert np.isin(wrong, train_rows).all() and (table.owners[wrong] != batch["label"]).all()
+    again = source.batch(5, 16, seed=3)
+    np.testing.assert_array_equal(again["text"], source.batch(5, 16, seed=3)["text"])
+
+
+def test_embedding_cache_is_reused_checked_and_rebuilt(scratch, tmp_path):
+    config = tiny_textgan_config(scratch)
+    config.data.captions.cache_dir = str(tmp_path)
+    first, reused = ensure_caption_cache(config.data)
+    assert not reused
+    second, reused = ensure_caption_cache(config.data)
+    assert reused and np.array_equal(first.embeddings, second.embeddings)
+    (path,) = [str(p) for p in tmp_path.glob("*.npz")]
+    with open(path, "r+b") as f:  # corrupt one byte past the zip header
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(DataError, match="sha256"):
+        read_cache(path)
+    rebuilt, reused = ensure_caption_cache(config.data)
+    assert not reused and np.array_equal(rebuilt.embeddings, first.embeddings)
+    config.data.captions.max_tokens = 8  # another encoding: another cache file
+    assert not ensure_caption_cache(config.data)[1]
+
+
+def test_jsonl_captions_name_the_bad_line(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"file": "a.png", "caption": "a person jumping"}) + "\n")
+    files, captions = read_jsonl_captions(str(good), str(tmp_path))
+    assert captions == ["a person jumping"] and files == [str(tmp_path / "a.png")]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"file": "a.png", "caption": "ok"}\n{"file": "a.png"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2 needs a non-empty \"caption\""):
+        read_jsonl_captions(str(bad), str(tmp_path))
+    bad.write_text('{"file": "b.png", "caption": "x"}\n')
+    with pytest.raises(MissingFileError, match="b.png"):
+        read_jsonl_captions(str(bad), str(tmp_path))
+    with pytest.raises(MissingFileError, match="missing.jsonl"):
+        read_jsonl_captions(str(tmp_path / "missing.jsonl"), str(tmp_path))
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_each_fusion_has_the_image_shape_and_follows_the_prompt(fusion):
+    generator = TextGenerator((16, 16, 1), text_dim=12, latent_dim=4, cond_dim=6, base_width=4,
+                              fusion=fusion, attention_dim=4)  # fmt: skip
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    z = jax.random.normal(keys[0], (2, 4))
+    tokens = jax.random.normal(keys[1], (2, 5, 12))
+    mask = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], jnp.float32)
+    text = jnp.mean(tokens, axis=1)
+    variables = generator.init(keys[2], z, text, tokens, mask)
+    # Zero-initialised FiLM / attention outputs start as the identity: perturb every parameter.
+    leaves, tree = jax.tree.flatten(variables["params"])
+    noise = jax.random.split(keys[3], len(leaves))
+    params = jax.tree.unflatten(
+        tree, [p + 0.3 * jax.random.normal(k, p.shape) for p, k in zip(leaves, noise, strict=True)]
+    )
+    variables = {**variables, "params": params}
+    image = generator.apply(variables, z, text, tokens, mask)
+    assert image.shape == (2, 16, 16, 1) and float(jnp.max(jnp.abs(image))) <= 1.0
+    other_tokens = tokens[::-1]
+    changed = generator.apply(variables, z, jnp.mean(other_tokens, 1), other_tokens, mask[::-1])
+    assert float(jnp.max(jnp.abs(changed - image))) > 1e-3
+    padded = tokens.at[0, 3:].set(100.0)  # padding tokens never change the image
+    same = generator.apply(variables, z, text, padded, mask)
+    np.testing.assert_allclose(same, image, atol=1e-5)
+
+
+def test_matching_aware_loss_counts_mismatched_captions_as_fake_with_half_weight():
+    real, fake, wrong = jnp.array([0.5, 2.0]), jnp.array([0.0, -3.0]), jnp.array([1.0, -1.0])
+    loss, aux = matching_aware_d_loss(real, fake, wrong, "hinge")
+    expected = np.mean([0.5, 0.0]) + 0.5 * (np.mean([1.0, 0.0]) + np.mean([2.0, 0.0]))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-6)
+    assert float(aux["d_mismatched"]) == 0.0
+    loss_ns, _ = matching_aware_d_loss(real, fake, wrong, "non_saturating")
+    sp = jax.nn.softplus
+    expected_ns = jnp.mean(sp(-real)) + 0.5 * (jnp.mean(sp(fake)) + jnp.mean(sp(wrong)))
+    np.testing.assert_allclose(float(loss_ns), float(expected_ns), rtol=1e-6)
+
+
+def _pi_infer(*args):
+    return subprocess.run([sys.executable, PI_INFER, *args], capture_output=True, text=True)
+
+
+def test_miniature_end_to_end_prompt_to_image(scratch, tmp_path):
+    """Cross-attention fusion, 2 steps: the text bundle (INT8 generator, float16 encoder,
+    tokenizer.json) evaluates like the JAX model and ``pi_infer.py --prompt`` writes a grid;
+    a table bundle rejects an unknown prompt with exit 2, listing the known ones."""
+    from lwgen.demo_text import run_text_demo
+    from lwgen.export.bundle import export_workdir
+
+    config = tiny_textgan_config(scratch, num_train_steps=2, fusion="cross_attention")
+    report = run_text_demo(config, str(tmp_path / "w"), PI_INFER, per_class=4)
+    bundle = tmp_path / "w" / "bundle"
+    assert sorted(json.loads((bundle / "bundle.json").read_text())["models"]) == [
+        "generator",
+        "text_encoder",
+    ]
+    assert (bundle / "tokenizer.json").is_file() and report["encoder_cosine"]["min"] > 0.99
+    for key in ("heldout_class_accuracy", "train_frechet_distance"):
+        assert key in report["eval_pi"] and key in report["eval_float"]
+    assert (tmp_path / "w" / "prompts_heldout.png").is_file()
+    shutil.copytree(tmp_path / "w", tmp_path / "t")  # the same model, exported with a table
+    saved = json.loads((tmp_path / "t" / "config.json").read_text())
+    saved["export"]["text_encoder"] = "table"
+    (tmp_path / "t" / "config.json").write_text(json.dumps(saved))
+    export_workdir(str(tmp_path / "t"), str(tmp_path / "table"))
+    out = str(tmp_path / "grid.png")
+    ok = _pi_infer(f"--bundle={tmp_path / 'table'}", "--prompt=the numeral 7", f"--out={out}")
+    assert ok.returncode == 0 and os.path.isfile(out), ok.stderr
+    bad = _pi_infer(f"--bundle={tmp_path / 'table'}", "--prompt=a cat", f"--out={out}")
+    assert bad.returncode == 2 and "the numeral 7" in bad.stderr and "'a cat'" in bad.stderr
