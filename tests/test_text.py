@@ -63,3 +63,25 @@ def test_loader_names_a_missing_tensor_and_a_missing_file(tmp_path):
         load_minilm(folder)
     with pytest.raises(MissingFileError, match="lacks"):
         read_model_files(str(tmp_path))
+
+
+@pytest.mark.slow  # importing transformers alone takes about 10 s
+def test_llama_encoder_from_a_local_folder(tmp_path):
+    """A tiny randomly initialised Llama (``write_tiny_llama``) loads offline through the same
+    interface: unit ``[B, 32]`` embeddings, ``[B, L, 32]`` states, padding masked."""
+    import zipfile
+
+    from lwgen.models.llm_text import write_tiny_llama
+    from lwgen.models.text import load_text_encoder, minilm_zip_path
+
+    with zipfile.ZipFile(minilm_zip_path()) as archive:
+        tokenizer_json = archive.read("tokenizer.json").decode()
+    folder = write_tiny_llama(str(tmp_path / "llama"), tokenizer_json)
+    encoder = load_text_encoder("llama", folder, 12)
+    embeddings, states, mask = encoder.encode_all(["a handwritten seven", "a photo"])
+    assert embeddings.shape == (2, 32) and states.shape == (2, 12, 32) and encoder.dim == 32
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=-1), 1.0, atol=1e-5)
+    assert mask.sum(axis=1).tolist() == [6.0, 4.0]
+    assert not np.allclose(embeddings[0], embeddings[1])
+    with pytest.raises(MissingFileError, match="lacks"):
+        load_text_encoder("llama", str(tmp_path), 12)
