@@ -206,7 +206,10 @@ def _generator_spec(restored: Restored, table) -> ExportSpec:
     return ExportSpec(G, fn, restored.variables[G], inputs, ("image",), samples)
 
 
-def _encoder_spec(config, table, with_tokens: bool) -> ExportSpec:
+def encoder_spec(config, table, with_tokens: bool) -> ExportSpec:
+    """The ``text_encoder`` model: ``(input_ids int32 [B, L], mask f32 [B, L]) -> embedding
+    f32 [B, D]`` (and ``tokens [B, L, D]`` ``with_tokens``) at ``export.encoder_quant``, verified
+    on the table's captions, shipping ``tokenizer.json``."""
     c = config.data.captions
     encoder = load_text_encoder(c.encoder, c.encoder_path, int(c.max_tokens))
     outputs = ("embedding", "tokens") if with_tokens else ("embedding",)
@@ -241,7 +244,7 @@ def export_specs(restored: Restored, batch: int = 1) -> list[ExportSpec]:
     specs = [_generator_spec(restored, table)]
     if restored.config.export.text_encoder == "tflite":
         with_tokens = restored.config.model.generator.fusion == "cross_attention"
-        specs.append(_encoder_spec(restored.config, table, with_tokens))
+        specs.append(encoder_spec(restored.config, table, with_tokens))
     return specs
 
 
