@@ -35,9 +35,13 @@ from lwgen.export.convert import convert
 from lwgen.export.runtime import TFLiteRunner
 from lwgen.families.textgan import textgan_config
 from lwgen.families.textgan_export import encoder_spec
-from lwgen.families.textgan_prompts import cached_table, generator_inputs, generator_module
+from lwgen.families.textgan_prompts import (
+    cached_table,
+    generator_inputs,
+    generator_module,
+    load_text_encoder,
+)
 from lwgen.io import atomic_write_json, atomic_write_text
-from lwgen.models.text import load_text_encoder
 from lwgen.train.checkpoint import read_config, restore_inference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

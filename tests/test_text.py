@@ -71,8 +71,9 @@ def test_llama_encoder_from_a_local_folder(tmp_path):
     interface: unit ``[B, 32]`` embeddings, ``[B, L, 32]`` states, padding masked."""
     import zipfile
 
+    from lwgen.families.textgan_prompts import load_text_encoder
     from lwgen.models.llm_text import write_tiny_llama
-    from lwgen.models.text import load_text_encoder, minilm_zip_path
+    from lwgen.models.text import minilm_zip_path
 
     with zipfile.ZipFile(minilm_zip_path()) as archive:
         tokenizer_json = archive.read("tokenizer.json").decode()

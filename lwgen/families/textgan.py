@@ -22,10 +22,14 @@ from lwgen.families import textgan_export
 from lwgen.families.conditional_gan import EXPORTED_COLLECTIONS, gan_config, inference_variables
 from lwgen.families.objectives import normal_latents
 from lwgen.families.registry import Family, Trainer, register
-from lwgen.families.textgan_prompts import COND_KEYS, ensure_caption_cache, generator_module
+from lwgen.families.textgan_prompts import (
+    COND_KEYS,
+    ENCODERS,
+    ensure_caption_cache,
+    generator_module,
+)
 from lwgen.losses.gan import gan_losses, matching_aware_d_loss
 from lwgen.models.dcgan import Discriminator
-from lwgen.models.text import ENCODERS
 from lwgen.models.text_gan import FUSIONS, TextGenerator
 from lwgen.train.state import NetworkState, TrainState, create_train_state
 from lwgen.train.steps import AXIS, pmean_metrics, sample_keys, update_ema, update_network

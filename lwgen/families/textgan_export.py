@@ -36,9 +36,10 @@ from lwgen.families.textgan_prompts import (
     cycled_rows,
     generator_inputs,
     generator_module,
+    load_text_encoder,
     prompt_inputs,
 )
-from lwgen.models.text import load_text_encoder, mean_pool
+from lwgen.models.text import mean_pool
 
 G, ENCODER = "generator", "text_encoder"
 GRID_PER_ROW = 8

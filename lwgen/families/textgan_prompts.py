@@ -21,11 +21,31 @@ from lwgen.data.captions import (
     table_captions,
     write_cache,
 )
-from lwgen.errors import DataError
-from lwgen.models.text import load_text_encoder
+from lwgen.errors import ConfigError, DataError
+from lwgen.models.text import TextEncoder, load_minilm
 from lwgen.models.text_gan import TextGenerator
 
 COND_KEYS = ("text", "tokens", "token_mask")
+
+
+ENCODERS = ("minilm", "llama")
+
+
+def load_text_encoder(name: str, path: str | None, max_tokens: int) -> TextEncoder:
+    """The `TextEncoder` called ``name``: ``"minilm"`` (`load_minilm`; ``path`` None for the
+    installed package) or ``"llama"`` (``lwgen.models.llm_text.load_llama``, ``path`` a local
+    Hugging Face Llama folder; needs the ``llm`` extra).
+
+    Raises:
+      ConfigError: for another name; MissingFileError: for a missing model.
+    """
+    if name == "minilm":
+        return load_minilm(path, max_tokens)
+    if name == "llama":
+        from lwgen.models.llm_text import load_llama  # transformers only for this encoder
+
+        return load_llama(path, max_tokens)
+    raise ConfigError(f"text encoder {name!r} is not one of {ENCODERS}")
 
 
 def generator_module(config: ml_collections.ConfigDict) -> TextGenerator:

@@ -31,7 +31,7 @@ import tokenizers
 from flax import linen as nn
 from safetensors.numpy import load as load_safetensors
 
-from lwgen.errors import ConfigError, DataError, MissingFileError
+from lwgen.errors import DataError, MissingFileError
 from lwgen.io import sha256_hex
 
 MINILM_PACKAGE = "all_minilm_l6_v2"
@@ -344,23 +344,3 @@ def load_minilm(path: str | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -
         tokenizer_json=tokenizer_json,
         num_params=int(sum(np.size(x) for x in jax.tree.leaves(variables))),
     )
-
-
-ENCODERS = ("minilm", "llama")
-
-
-def load_text_encoder(name: str, path: str | None, max_tokens: int) -> TextEncoder:
-    """The `TextEncoder` called ``name``: ``"minilm"`` (`load_minilm`; ``path`` None for the
-    installed package) or ``"llama"`` (``lwgen.models.llm_text.load_llama``, ``path`` a local
-    Hugging Face Llama folder; needs the ``llm`` extra).
-
-    Raises:
-      ConfigError: for another name; MissingFileError: for a missing model.
-    """
-    if name == "minilm":
-        return load_minilm(path, max_tokens)
-    if name == "llama":
-        from lwgen.models.llm_text import load_llama  # transformers only for this encoder
-
-        return load_llama(path, max_tokens)
-    raise ConfigError(f"text encoder {name!r} is not one of {ENCODERS}")
