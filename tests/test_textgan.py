@@ -163,3 +163,24 @@ def test_miniature_end_to_end_prompt_to_image(scratch, tmp_path):
     assert ok.returncode == 0 and os.path.isfile(out), ok.stderr
     bad = _pi_infer(f"--bundle={tmp_path / 'table'}", "--prompt=a cat", f"--out={out}")
     assert bad.returncode == 2 and "the numeral 7" in bad.stderr and "'a cat'" in bad.stderr
+
+
+def test_jsonl_folder_source_serves_each_image_with_its_caption(scratch, tmp_path):
+    from PIL import Image
+
+    captions = ["a person jumping", "a person running", "two people dancing"]
+    lines = []
+    for i, caption in enumerate(captions):
+        Image.fromarray(np.full((20, 30), 80 * i, np.uint8)).save(tmp_path / f"p{i}.png")
+        lines.append(json.dumps({"file": f"p{i}.png", "caption": caption}))
+    (tmp_path / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    config = tiny_textgan_config(scratch)
+    config.data.path = str(tmp_path)
+    config.data.captions.update(base="jsonl", jsonl=str(tmp_path / "captions.jsonl"))
+    table, _ = ensure_caption_cache(config.data)
+    assert table.captions.tolist() == captions
+    batch = load_source(config.data, "train").batch(0, 6, seed=0)
+    assert batch["image"].shape == (6, 16, 16, 1) and batch["tokens"].shape == (6, 12, 16)
+    own = np.argmax(np.all(batch["text"][:, None] == table.embeddings[None], -1), 1)
+    np.testing.assert_array_equal(own, batch["label"])  # each image's own caption
+    assert not np.any(np.all(batch["wrong_text"] == batch["text"], axis=-1))
