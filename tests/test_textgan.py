@@ -52,6 +52,12 @@ def test_caption_sampler_never_yields_a_heldout_caption(scratch):
         assert np.isin(wrong, train_rows).all() and (table.owners[wrong] != batch["label"]).all()
     again = source.batch(5, 16, seed=3)
     np.testing.assert_array_equal(again["text"], source.batch(5, 16, seed=3)["text"])
+    config.data.captions.interpolate = True  # GAN-INT: within the span of the class's captions
+    mixed = load_source(config.data, "train").batch(0, 16, seed=3)
+    for text, label in zip(mixed["text"], mixed["label"], strict=True):
+        basis = table.embeddings[train_rows[table.owners[train_rows] == label]].T
+        residual = text - basis @ np.linalg.lstsq(basis, text, rcond=None)[0]
+        assert np.linalg.norm(residual) < 1e-4 and abs(np.linalg.norm(text) - 1) < 1e-5
 
 
 def test_embedding_cache_is_reused_checked_and_rebuilt(scratch, tmp_path):

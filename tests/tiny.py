@@ -137,6 +137,7 @@ def tiny_textgan_config(scratch_dir: str, num_train_steps: int = 4, fusion: str 
         encoder_path=tiny_bert_dir(os.path.join(scratch_dir, "tiny_bert")),
         max_tokens=12,
         cache_dir=os.path.join(scratch_dir, "captions"),
+        interpolate=False,
     )
     config.num_train_steps = num_train_steps
     config.batch_size = 8

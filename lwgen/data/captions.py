@@ -223,11 +223,16 @@ class CaptionSource:
       images: the base `ArraySource` (labels = classes, or image indices for JSONL data).
       table: the cached `CaptionTable`.
       labelled: captions come from class templates (else one caption per image).
+      interpolate: the ``text`` of a labelled sample is ``normalize(β t1 + (1 - β) t2)`` for two
+        training captions of its class, ``β ~ U(0, 1)`` (the manifold interpolation of GAN-INT,
+        Reed et al. 2016 §4.3, within a class so that the pair still matches); its ``tokens``
+        are those of ``t1``.
     """
 
     images: ArraySource
     table: CaptionTable
     labelled: bool
+    interpolate: bool = False
 
     def __len__(self) -> int:
         return len(self.images)
@@ -252,17 +257,25 @@ class CaptionSource:
         owner = labels if self.labelled else idx
         right = self.caption_choice(owner, rng, wrong=False)
         wrong = self.caption_choice(owner, rng, wrong=True)
+        text = self.table.embeddings[right]
+        if self.interpolate and self.labelled:
+            other = self.table.embeddings[self.caption_choice(owner, rng, wrong=False)]
+            beta = rng.uniform(size=(len(idx), 1)).astype(np.float32)
+            text = beta * text + (1.0 - beta) * other
+            text = text / np.maximum(np.linalg.norm(text, axis=-1, keepdims=True), 1e-12)
         return {
             "image": to_unit_range(self.images.images[idx]),
             "label": labels,
-            "text": self.table.embeddings[right],
+            "text": text,
             "tokens": self.table.tokens[right],
             "token_mask": self.table.token_mask[right],
             "wrong_text": self.table.embeddings[wrong],
         }
 
 
-def caption_source(base: ArraySource, table: CaptionTable, labelled: bool) -> CaptionSource:
+def caption_source(
+    base: ArraySource, table: CaptionTable, labelled: bool, interpolate: bool = False
+) -> CaptionSource:
     """A `CaptionSource`, checking that the table covers every class (or image).
 
     Raises:
@@ -273,7 +286,7 @@ def caption_source(base: ArraySource, table: CaptionTable, labelled: bool) -> Ca
     missing = [k for k in needed if k not in owners]
     if missing:
         raise DataError(f"caption table has no training caption for {missing[:5]}")
-    return CaptionSource(base, table, labelled)
+    return CaptionSource(base, table, labelled, interpolate)
 
 
 def load_caption_source(
@@ -284,7 +297,8 @@ def load_caption_source(
     Args:
       data_config: ``captions.base`` (``"digits"``, ``"fashion_mnist_idx"`` or ``"jsonl"``),
         ``captions.encoder``, ``captions.max_tokens``, ``captions.cache_dir``, for JSONL
-        ``captions.jsonl`` and ``path``; the base source's own entries.
+        ``captions.jsonl`` and ``path``, optional ``captions.interpolate`` (see `CaptionSource`);
+        the base source's own entries.
       split: ``"train"`` or ``"heldout"`` (a JSONL data set has one split: both give it).
       load_base: ``(data_config, split) -> ArraySource`` of the base source.
       load_image: the folder decoder (see `jsonl_image_source`).
@@ -296,7 +310,8 @@ def load_caption_source(
     table = read_cache(cache_path(data_config))
     if data_config["captions"]["base"] == "jsonl":
         return caption_source(jsonl_image_source(data_config, load_image), table, False)
-    return caption_source(load_base(base_data_config(data_config), split), table, True)
+    base = load_base(base_data_config(data_config), split)
+    return caption_source(base, table, True, bool(data_config["captions"].get("interpolate")))
 
 
 def base_data_config(data_config: Mapping) -> ml_collections.ConfigDict:

@@ -198,7 +198,7 @@ def textgan_config(
     config.data.captions = dict(
         base=base, encoder=encoder, encoder_path=none_str, max_tokens=16,
         cache_dir=ml_collections.FieldReference(None, field_type=str),
-        jsonl=ml_collections.FieldReference(None, field_type=str),
+        jsonl=ml_collections.FieldReference(None, field_type=str), interpolate=True,
     )  # fmt: skip
     config.export.update(
         text_encoder="tflite" if encoder == "minilm" else "table",
