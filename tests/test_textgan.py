@@ -190,3 +190,21 @@ def test_jsonl_folder_source_serves_each_image_with_its_caption(scratch, tmp_pat
     own = np.argmax(np.all(batch["text"][:, None] == table.embeddings[None], -1), 1)
     np.testing.assert_array_equal(own, batch["label"])  # each image's own caption
     assert not np.any(np.all(batch["wrong_text"] == batch["text"], axis=-1))
+
+
+@pytest.mark.slow
+def test_text_report_tables_and_goals(scratch, tmp_path):
+    from lwgen.demo_text import run_text_demo
+
+    workdir = str(tmp_path / "w")
+    run_text_demo(tiny_textgan_config(scratch, num_train_steps=2), workdir, PI_INFER, per_class=2)
+    result = subprocess.run(
+        [sys.executable, "bench/text_report.py", f"--workdirs={workdir}", f"--out={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "text_report.json").read_text())
+    assert [q["quant"] for q in report["encoder_quant"]] == ["float16", "dynamic"]
+    assert report["runs"][0]["generator"]["macs"] > 0
+    assert "| digits | film | minilm | Pi (TFLite) |" in result.stdout
+    assert "encoder float16 min cosine" in result.stdout
