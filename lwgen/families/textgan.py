@@ -102,7 +102,8 @@ def text_step(state: TrainState, batch, *, trainer: Trainer, loss: str, ema_deca
     """
     g, d = state.networks[G], state.networks[D]
     real, text = batch["image"], batch["text"]
-    z = normal_latents(sample_keys(state.rng, state.step, real.shape[0]), g_latent(trainer))
+    latent_dim = trainer.modules[G].latent_dim
+    z = normal_latents(sample_keys(state.rng, state.step, real.shape[0]), latent_dim)
     cond = tuple(batch[k] for k in COND_KEYS)
 
     def generate(params):
@@ -135,11 +136,6 @@ def text_step(state: TrainState, batch, *, trainer: Trainer, loss: str, ema_deca
         ema={G: update_ema(state.ema[G], g.params, ema_decay, state.step)},
     )
     return new_state, pmean_metrics({**d_metrics, **g_metrics})
-
-
-def g_latent(trainer: Trainer) -> int:
-    """The generator's ``latent_dim``."""
-    return trainer.modules[G].latent_dim
 
 
 def make_trainer(config: ml_collections.ConfigDict) -> Trainer:

@@ -23,6 +23,7 @@ import math
 import os
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -301,7 +302,7 @@ def read_model_files(path: str | None = None) -> dict[str, bytes]:
         missing = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(path, f))]
         if missing:
             raise MissingFileError(f"text encoder folder {path!r} lacks {missing}")
-        return {f: open(os.path.join(path, f), "rb").read() for f in MODEL_FILES}
+        return {f: Path(path, f).read_bytes() for f in MODEL_FILES}
     if not os.path.isfile(path):
         raise MissingFileError(f"text encoder file {path!r} does not exist ({MINILM_INSTALL})")
     with zipfile.ZipFile(path) as archive:
