@@ -6,7 +6,8 @@ sentence embeddings cached once. Judged against the 10,000 test images.
 
   make fashion-mnist
   python launch/train.py --config=configs/textgan_fashion.py --workdir=runs/textgan_fashion \
-      [--config.model.generator.fusion=film] [--config.data.data_dir=/usr/share/datasets/fashion-mnist]
+      [--config.model.generator.fusion=film] \
+      [--config.data.data_dir=/usr/share/datasets/fashion-mnist]
   python launch/evaluate.py --workdir=runs/textgan_fashion
   python export/export_bundle.py --workdir=runs/textgan_fashion --out=runs/textgan_fashion/bundle
   python export/pi_infer.py --bundle=runs/textgan_fashion/bundle \
