@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from lwgen.console import log_to_file
+from lwgen.data.captions import prompt_rows
 from lwgen.eval.evaluate import evaluate_bundle, evaluate_workdir
 from lwgen.export.bundle import export_workdir, load_bundle
 from lwgen.families.textgan_export import bundle_encode
@@ -33,13 +34,11 @@ BENCHMARK_RUNS = 50
 
 
 def heldout_prompts(data_config: ml_collections.ConfigDict) -> list[str]:
-    """The first held-out paraphrase of every class (the demo grid's rows)."""
+    """One held-out paraphrase per class (the demo grid's rows): class k's (k mod n)-th, so the
+    rows show every paraphrase template."""
     table = cached_table(data_config)
-    rows = table.select("heldout")
-    firsts = {}
-    for row in rows:
-        firsts.setdefault(int(table.owners[row]), str(table.captions[row]))
-    return [firsts[k] for k in sorted(firsts)]
+    per_class = prompt_rows(table, "heldout", 10)
+    return [str(table.captions[rows[k % len(rows)]]) for k, rows in enumerate(per_class) if rows]
 
 
 def encoder_cosine(bundle_dir: str, data_config: ml_collections.ConfigDict) -> dict[str, float]:
