@@ -18,7 +18,7 @@ from lwgen.errors import DataError, MissingFileError
 from lwgen.families.textgan_prompts import ensure_caption_cache
 from lwgen.losses.gan import matching_aware_d_loss
 from lwgen.models.text_gan import FUSIONS, TextGenerator
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 from tests.tiny import tiny_textgan_config
 
 PI_INFER = os.path.join(ROOT, "export", "pi_infer.py")
@@ -137,38 +137,50 @@ def test_matching_aware_loss_counts_mismatched_captions_as_fake_with_half_weight
     np.testing.assert_allclose(float(loss_ns), float(expected_ns), rtol=1e-6)
 
 
-def _pi_infer(*args):
-    return subprocess.run([sys.executable, PI_INFER, *args], capture_output=True, text=True)
-
-
-def test_miniature_end_to_end_prompt_to_image(scratch, tmp_path):
-    """Cross-attention fusion, 2 steps: the text bundle (INT8 generator, float16 encoder,
-    tokenizer.json) evaluates like the JAX model and ``pi_infer.py --prompt`` writes a grid;
-    a table bundle rejects an unknown prompt with exit 2, listing the known ones."""
+@pytest.fixture(scope="module")
+def demo(scratch, tmp_path_factory):
+    """Cross-attention fusion trained 2 steps through the demo: cache, train, evaluate, export,
+    ``pi_infer.py --prompt`` in a fresh interpreter."""
     from lwgen.demo_text import run_text_demo
-    from lwgen.export.bundle import export_workdir
 
     config = tiny_textgan_config(scratch, num_train_steps=2, fusion="cross_attention")
-    report = run_text_demo(config, str(tmp_path / "w"), PI_INFER, per_class=4)
-    bundle = tmp_path / "w" / "bundle"
-    assert sorted(json.loads((bundle / "bundle.json").read_text())["models"]) == [
-        "generator",
-        "text_encoder",
-    ]
-    assert (bundle / "tokenizer.json").is_file() and report["encoder_cosine"]["min"] > 0.99
-    for key in ("heldout_class_accuracy", "train_frechet_distance"):
+    workdir = tmp_path_factory.mktemp("demo") / "w"
+    return workdir, run_text_demo(config, str(workdir), PI_INFER, per_class=4)
+
+
+def test_miniature_end_to_end_prompt_to_image(demo):
+    """The text bundle (INT8 generator, float16 encoder with token states, tokenizer.json) is
+    scored through the Pi path like the JAX model, and ``pi_infer.py`` wrote the prompt grid."""
+    workdir, report = demo
+    bundle = json.loads((workdir / "bundle" / "bundle.json").read_text())
+    models = bundle["models"]
+    assert (models["generator"]["quant"], models["text_encoder"]["quant"]) == ("int8", "float16")
+    assert [t["name"] for t in models["text_encoder"]["outputs"]] == ["embedding", "tokens"]
+    assert "tokenizer.json" in models["text_encoder"]["extra_files"]
+    assert report["encoder_cosine"]["min"] > 0.99
+    for key in ("heldout_class_accuracy", "train_frechet_distance", "generalisation_gap"):
         assert key in report["eval_pi"] and key in report["eval_float"]
-    assert (tmp_path / "w" / "prompts_heldout.png").is_file()
-    shutil.copytree(tmp_path / "w", tmp_path / "t")  # the same model, exported with a table
+    assert report["pi_infer"]["encoder_ms_per_prompt"] > 0
+    assert (workdir / "prompts_heldout.png").is_file()
+
+
+def test_table_bundle_rejects_an_unknown_prompt_listing_the_known_ones(demo, tmp_path, capsys):
+    from lwgen.export.bundle import export_workdir
+
+    workdir, _ = demo
+    shutil.copytree(workdir, tmp_path / "t")  # the same model, exported with a prompt table
     saved = json.loads((tmp_path / "t" / "config.json").read_text())
     saved["export"]["text_encoder"] = "table"
     (tmp_path / "t" / "config.json").write_text(json.dumps(saved))
     export_workdir(str(tmp_path / "t"), str(tmp_path / "table"))
-    out = str(tmp_path / "grid.png")
-    ok = _pi_infer(f"--bundle={tmp_path / 'table'}", "--prompt=the numeral 7", f"--out={out}")
-    assert ok.returncode == 0 and os.path.isfile(out), ok.stderr
-    bad = _pi_infer(f"--bundle={tmp_path / 'table'}", "--prompt=a cat", f"--out={out}")
-    assert bad.returncode == 2 and "the numeral 7" in bad.stderr and "'a cat'" in bad.stderr
+    pi_infer = load_script(PI_INFER, "pi_infer_textgan")
+    out, bundle = str(tmp_path / "grid.png"), f"--bundle={tmp_path / 'table'}"
+    assert pi_infer.main([bundle, "--prompt=the numeral 7", f"--out={out}"]) == 0
+    assert os.path.isfile(out)
+    capsys.readouterr()
+    assert pi_infer.main([bundle, "--prompt=a cat", f"--out={out}"]) == 2
+    error = capsys.readouterr().err
+    assert "the numeral 7" in error and "'a cat'" in error and len(error.splitlines()) == 1
 
 
 def test_jsonl_folder_source_serves_each_image_with_its_caption(scratch, tmp_path):
