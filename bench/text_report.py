@@ -100,7 +100,7 @@ def llama_workdir(out: str, steps: int) -> str:
         tokenizer_json = archive.read("tokenizer.json").decode()
     config = textgan_config("digits", (32, 32, 1), fusion="film", encoder="llama")
     config.data.captions.encoder_path = write_tiny_llama(f"{out}/tiny_llama", tokenizer_json)
-    config.model.generator.text_dim = config.model.discriminator.num_classes = 32
+    config.model.generator.text_dim = 32
     config.num_train_steps = steps
     workdir = f"{out}/llama"
     if not os.path.isfile(f"{workdir}/report.json"):

@@ -132,7 +132,7 @@ def tiny_textgan_config(scratch_dir: str, num_train_steps: int = 4, fusion: str 
     config = textgan_config("digits", (16, 16, 1), fusion=fusion)
     config.model.generator.update(text_dim=16, latent_dim=8, cond_dim=8, base_width=4,
                                   attention_dim=8)  # fmt: skip
-    config.model.discriminator.update(num_classes=16, base_width=4, num_blocks=2)
+    config.model.discriminator.update(cond_dim=8, base_width=4, num_blocks=2)
     config.data.captions.update(
         encoder_path=tiny_bert_dir(os.path.join(scratch_dir, "tiny_bert")),
         max_tokens=12,

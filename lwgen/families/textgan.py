@@ -29,8 +29,7 @@ from lwgen.families.textgan_prompts import (
     generator_module,
 )
 from lwgen.losses.gan import gan_losses, matching_aware_d_loss
-from lwgen.models.dcgan import Discriminator
-from lwgen.models.text_gan import FUSIONS, TextGenerator
+from lwgen.models.text_gan import FUSIONS, TextDiscriminator, TextGenerator
 from lwgen.train.state import NetworkState, TrainState, create_train_state
 from lwgen.train.steps import AXIS, pmean_metrics, sample_keys, update_ema, update_network
 
@@ -55,8 +54,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"data.captions.encoder {data.captions.encoder!r} not in {ENCODERS}")
     if tuple(gen.image_shape) != (data.image_size, data.image_size, data.channels):
         raise ConfigError(f"model.generator.image_shape {tuple(gen.image_shape)} != the data's")
-    if config.model.discriminator.num_classes != gen.text_dim:
-        raise ConfigError("model.discriminator.num_classes must equal model.generator.text_dim")
     gan_losses(config.train.loss)
 
 
@@ -142,7 +139,7 @@ def make_trainer(config: ml_collections.ConfigDict) -> Trainer:
     """Builds (or reuses) the caption cache, then G, D and Adam for each (betas of the config)."""
     ensure_caption_cache(config.data)
     generator = generator_module(config).clone(axis_name=AXIS)
-    discriminator = Discriminator(**config.model.discriminator.to_dict())
+    discriminator = TextDiscriminator(**config.model.discriminator.to_dict())
     o = config.optim
     return Trainer(
         modules={G: generator, D: discriminator},
@@ -189,7 +186,9 @@ def textgan_config(
         image_shape=image_shape, text_dim=384, latent_dim=64, cond_dim=64, base_width=32,
         width_mult=1.0, upsample="resize_conv", fusion=fusion, attention_dim=32,
     )  # fmt: skip
-    config.model.discriminator.num_classes = 384
+    config.model.discriminator = dict(
+        cond_dim=64, base_width=32, width_mult=1.0, num_blocks=3, spectral_norm=True
+    )
     none_str = ml_collections.FieldReference(None, field_type=str)
     config.data.captions = dict(
         base=base, encoder=encoder, encoder_path=none_str, max_tokens=16,
