@@ -139,7 +139,7 @@ def make_trainer(config: ml_collections.ConfigDict) -> Trainer:
     """Builds (or reuses) the caption cache, then G, D and Adam for each (betas of the config)."""
     ensure_caption_cache(config.data)
     generator = generator_module(config).clone(axis_name=AXIS)
-    discriminator = TextDiscriminator(**config.model.discriminator.to_dict())
+    discriminator = TextDiscriminator(**config.model.discriminator.to_dict(), axis_name=AXIS)
     o = config.optim
     return Trainer(
         modules={G: generator, D: discriminator},
