@@ -6,7 +6,7 @@ sentence embeddings cached once. Judged against the 10,000 test images.
 
   make fashion-mnist
   python launch/train.py --config=configs/textgan_fashion.py --workdir=runs/textgan_fashion \
-      [--config.model.generator.fusion=film] \
+      [--config.model.generator.fusion=cross_attention] \
       [--config.data.data_dir=/usr/share/datasets/fashion-mnist]
   python launch/evaluate.py --workdir=runs/textgan_fashion
   python export/export_bundle.py --workdir=runs/textgan_fashion --out=runs/textgan_fashion/bundle
@@ -21,8 +21,8 @@ from lwgen.families.textgan import textgan_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    """60,000 training images, FiLM fusion, 3,000 steps at batch 64."""
-    config = textgan_config("fashion_mnist_idx", (32, 32, 1), fusion="film")
+    """60,000 training images, cross-attention fusion, 3,000 steps at batch 64."""
+    config = textgan_config("fashion_mnist_idx", (32, 32, 1), fusion="cross_attention")
     config.data.class_names = CLASS_NAMES
     config.num_train_steps = 3000
     config.batch_size = 64
