@@ -41,9 +41,10 @@ def text_condition(text: jax.Array, dim: int, train: bool, axis_name: str | None
     projected feature over the batch removes their common part, so the caption-specific part
     drives the condition from the first step. Float32 ``[B, D]`` → ``[B, dim]``."""
     c = nn.Dense(dim, use_bias=False, name="text_projection")(text)
-    c = nn.BatchNorm(
-        use_running_average=not train, momentum=0.9, axis_name=axis_name, name="text_bn"
-    )(c)
+    c = nn.BatchNorm(  # two-pass variance: 1 and N devices then agree to float tolerance
+        use_running_average=not train, momentum=0.9, axis_name=axis_name,
+        use_fast_variance=False, name="text_bn",
+    )(c)  # fmt: skip
     return nn.leaky_relu(c, 0.2)
 
 
