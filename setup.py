@@ -28,9 +28,12 @@ setup(
         "numpy==2.4.6",
         "Pillow==13.0.0",
         "tqdm==4.70.1",
+        "safetensors==0.7.0",
+        "tokenizers==0.22.1",
     ],
     extras_require={
         "test": ["pytest==9.2.0", "ruff==0.17.6"],
         "bench": ["torch==2.13.0"],
+        "llm": ["transformers==4.57.3"],
     },
 )

@@ -58,6 +58,7 @@ FAMILY_ARGS: dict[str, list[str]] = {
     "diffusion": ["--labels", "0,7", "--num", "2", "--seed", "0"],  # the bundle's own steps
     "cyclegan": ["--direction", "a2b", "--input", str(HERE / "pi_check_input.png")],
     "upscaler": ["--input", SAMPLE_PHOTO],  # scikit-learn's china.jpg, enlarged
+    "textgan": ["--prompt", "a handwritten seven", "--num", "2", "--seed", "0"],  # needs tokenizers
 }
 
 # Largest allowed difference (uint8 levels) from the x86 images, per LiteRT runtime path.

@@ -27,6 +27,10 @@ bundle's model for the samples' size and converts gray ↔ RGB), e.g. 32×32 →
     python export/pi_infer.py --bundle UPSCALER_BUNDLE --input PHOTO_OR_FOLDER --out OUT \\
         [--benchmark K]
 
+The ``textgan`` family (``pi_text.py``, keep it next to this script) reads ``--prompt "..."``
+(repeatable, one grid row each); the ``tokenizers`` package is needed only for its bundles with
+a TFLite text encoder.
+
 The image->image families read ``--input`` (a PNG/JPEG file or a folder of them, fitted to the
 model's shape by ``pi_images.py``, keep it next to this script) and write one PNG per input
 (`write_images`). The ``cyclegan`` family (``pi_cyclegan.py``) translates with the generator of
@@ -156,6 +160,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--direction", choices=("a2b", "b2a"), default="a2b", help="cyclegan: which generator"
+    )
+    parser.add_argument(
+        "--prompt", action="append", default=None, help="textgan: a prompt (one grid row each)"
     )
     return parser.parse_args(argv)
 
@@ -409,7 +416,7 @@ class BundleModel:
         return {**spec, "index": details[spec["tensor"]]["index"]}
 
     def _set(self, spec: dict[str, Any], x: np.ndarray) -> None:
-        if spec["dtype"] != "float32":
+        if spec["dtype"] != "float32" and spec["scale"]:  # scale 0: plain ints (token ids)
             info = np.iinfo(spec["dtype"])
             x = np.round(x / np.float32(spec["scale"])) + spec["zero_point"]
             x = np.clip(x, info.min, info.max)
@@ -417,7 +424,7 @@ class BundleModel:
 
     def _get(self, spec: dict[str, Any]) -> np.ndarray:
         out = self.interpreter.get_tensor(spec["index"]).astype(np.float32)
-        if spec["dtype"] != "float32":
+        if spec["dtype"] != "float32" and spec["scale"]:
             out = (out - np.float32(spec["zero_point"])) * np.float32(spec["scale"])
         return out
 
@@ -706,12 +713,19 @@ def image_translator(args: argparse.Namespace, metadata: dict[str, Any]) -> None
     sibling_module("pi_cyclegan").translate(args, metadata, sys.modules[__name__])
 
 
+def text_generator(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``textgan`` path: ``pi_text.py`` encodes ``--prompt`` and runs the generator, with
+    this module's helpers (model opening, grid, atomic writes)."""
+    sibling_module("pi_text").text_generator(args, metadata, sys.modules[__name__])
+
+
 FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "dcgan": conditional_generator,
     "tinygan": conditional_generator,
     "diffusion": diffusion_sampler,
     "cyclegan": image_translator,
     "upscaler": upscale_inputs,
+    "textgan": text_generator,
 }
 
 

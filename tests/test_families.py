@@ -20,7 +20,7 @@ from tests.toy_family import toy_config
 
 
 def test_unknown_family_names_the_known_ones():
-    with pytest.raises(ConfigError, match="'dcgan', 'diffusion', 'tinygan', 'toy'"):
+    with pytest.raises(ConfigError, match="'dcgan', 'diffusion', 'textgan', 'tinygan', 'toy'"):
         registry.get_family("stylegan")
 
 

@@ -141,6 +141,73 @@ def tiny_upscaler_config(num_train_steps: int = 4, scale: int = 2, channels: int
     return config
 
 
+def tiny_bert_dir(out_dir: str, hidden: int = 16) -> str:
+    """A made BERT folder in the all-MiniLM-L6-v2 layout (made once): 2 layers of width
+    ``hidden``, random weights with Hugging Face tensor names, the real ``tokenizer.json``."""
+    import json
+    import zipfile
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from lwgen.models.text import minilm_zip_path
+
+    if os.path.isfile(os.path.join(out_dir, "model.safetensors")):
+        return out_dir
+    os.makedirs(out_dir, exist_ok=True)
+    config = dict(vocab_size=30522, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=2 * hidden, max_position_embeddings=64, type_vocab_size=2,
+                  layer_norm_eps=1e-12)  # fmt: skip
+    rng = np.random.default_rng(0)
+    shapes = {"embeddings.word_embeddings.weight": (30522, hidden),
+              "embeddings.position_embeddings.weight": (64, hidden),
+              "embeddings.token_type_embeddings.weight": (2, hidden)}  # fmt: skip
+    dense = {"attention.self.query": hidden, "attention.self.key": hidden,
+             "attention.self.value": hidden, "attention.output.dense": hidden,
+             "intermediate.dense": 2 * hidden, "output.dense": hidden}  # fmt: skip
+    for i in range(2):
+        for name, out in dense.items():
+            fan_in = 2 * hidden if name == "output.dense" else hidden
+            shapes[f"encoder.layer.{i}.{name}.weight"] = (out, fan_in)
+            shapes[f"encoder.layer.{i}.{name}.bias"] = (out,)
+    norms = ["embeddings.LayerNorm"] + [
+        f"encoder.layer.{i}.{n}.LayerNorm" for i in range(2) for n in ("attention.output", "output")
+    ]
+    tensors = {k: (0.2 * rng.standard_normal(v)).astype(np.float32) for k, v in shapes.items()}
+    for norm in norms:
+        tensors[norm + ".weight"] = np.ones(hidden, np.float32)
+        tensors[norm + ".bias"] = np.zeros(hidden, np.float32)
+    save_file(tensors, os.path.join(out_dir, "model.safetensors"))
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(config, f)
+    with zipfile.ZipFile(minilm_zip_path()) as archive:
+        tokenizer = archive.read("tokenizer.json")
+    with open(os.path.join(out_dir, "tokenizer.json"), "wb") as f:
+        f.write(tokenizer)
+    return out_dir
+
+
+def tiny_textgan_config(scratch_dir: str, num_train_steps: int = 4, fusion: str = "film"):
+    """Width-4 text G and D on 16×16 captioned digits with the made 16-d BERT, batch 8."""
+    from lwgen.families.textgan import textgan_config
+
+    config = textgan_config("digits", (16, 16, 1), fusion=fusion)
+    config.model.generator.update(text_dim=16, latent_dim=8, cond_dim=8, base_width=4,
+                                  attention_dim=8)  # fmt: skip
+    config.model.discriminator.update(cond_dim=8, base_width=4, num_blocks=2)
+    config.data.captions.update(
+        encoder_path=tiny_bert_dir(os.path.join(scratch_dir, "tiny_bert")),
+        max_tokens=12,
+        cache_dir=os.path.join(scratch_dir, "captions"),
+        interpolate=False,
+    )
+    config.num_train_steps = num_train_steps
+    config.batch_size = 8
+    config.train.update(log_every=1, checkpoint_every=2, sample_every=100, keep_checkpoints=5)
+    config.export.update(num_calibration=200, min_psnr=10.0)
+    return config
+
+
 def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
     """The tiny config of ``family``; ``scratch_dir`` holds what it needs (a distillation set).
 
@@ -159,6 +226,7 @@ def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
             tiny_unpaired_folder(os.path.join(scratch_dir, "unpaired")), num_train_steps
         ),
         "upscaler": lambda: tiny_upscaler_config(num_train_steps),
+        "textgan": lambda: tiny_textgan_config(scratch_dir, num_train_steps),
         "diffusion": lambda: tiny_diffusion_config(
             num_train_steps,
             tiny_diffusion_teacher(os.path.join(scratch_dir, "diffusion_teacher")),

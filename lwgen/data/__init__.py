@@ -14,9 +14,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
+from lwgen.data.captions import load_caption_source
 from lwgen.data.digits import load_digits_source
 from lwgen.data.distill_set import load_distill_source, real_data_config
-from lwgen.data.folder import load_folder_source
+from lwgen.data.folder import load_folder_source, read_image
 from lwgen.data.idx import load_fashion_mnist_idx
 from lwgen.data.source import ArraySource, check_batch_divisible, check_split, shard_batch
 from lwgen.data.sr_pairs import load_sr_pairs
@@ -44,7 +45,13 @@ def _load_sr_pairs(data_config: Mapping, split: str):
     return load_sr_pairs(data_config, split, load_source=load_source)
 
 
+def _load_captions(data_config: Mapping, split: str):
+    """`load_caption_source` with `load_source` loading the base images."""
+    return load_caption_source(data_config, split, load_base=load_source, load_image=read_image)
+
+
 LOADERS = {
+    "captions": _load_captions,
     "digits": load_digits_source,
     "distill": _load_distill,
     "fashion_mnist_idx": load_fashion_mnist_idx,

@@ -215,7 +215,8 @@ def export_bundle(
       specs: the bundle's models (a family's ``export_specs``); names become ``NAME.tflite``.
       out: bundle directory to write (replaced atomically if it is a bundle already).
       family: model family recorded in ``bundle.json`` (``export/pi_infer.py`` dispatches on it).
-      quant: one of ``QUANT_MODES`` (see ``lwgen.export.convert``), for every model.
+      quant: one of ``QUANT_MODES`` (see ``lwgen.export.convert``), for every model whose spec
+        sets no ``quant`` of its own.
       batch: static batch size of every model.
       num_calibration: calibration samples for the int8 modes (≥ ``convert.MIN_CALIBRATION``).
       min_psnr: refuse the bundle if any output's PSNR against JAX is lower (dB); None uses each
@@ -240,9 +241,10 @@ def export_bundle(
     convert.check_options(quant, batch, num_calibration)
     _check_specs(specs)
     _check_replaceable(Path(out))
-    options = dict(quant=quant, batch=batch, num_calibration=num_calibration)
     contents, entries = {}, {}
     for spec in specs:
+        options = dict(quant=spec.quant or quant, batch=batch, num_calibration=num_calibration)
+        convert.check_options(**options)
         contents[spec.name] = convert.convert(spec, **options, seed=seed, sparsity=sparsity)
         entries[spec.name] = _model_entry(
             spec, contents[spec.name], **options, min_psnr=min_psnr, sparsity=sparsity, seed=seed
@@ -256,7 +258,15 @@ def export_bundle(
         "config": dict(config_dict or {}),
         "source": dict(source or {}),
     }
-    return write_bundle(out, contents, metadata, edgetpu)
+    return write_bundle(out, contents, metadata, _extra_files(specs, edgetpu))
+
+
+def _extra_files(specs: Sequence[ExportSpec], edgetpu: ExtraFiles | None) -> ExtraFiles | None:
+    """Each spec's own ``files`` plus the ``edgetpu`` files, as one `ExtraFiles` callback."""
+    files = {spec.name: dict(spec.files) for spec in specs}
+    if edgetpu is None and not any(files.values()):
+        return None
+    return lambda name, path: {**files[name], **(edgetpu(name, path) if edgetpu else {})}
 
 
 def export_options(config_dict: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -47,7 +47,9 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 
 def _is_quantized(detail: Mapping[str, Any]) -> bool:
-    return np.issubdtype(detail["dtype"], np.integer)
+    """Integer tensors with a scale are quantized; scale 0 marks a plain integer input (token
+    ids)."""
+    return np.issubdtype(detail["dtype"], np.integer) and detail["quantization"][0] != 0.0
 
 
 def tensor_spec(name: str, detail: Mapping[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,10 @@ class ExportSpec:
         int ``[num]`` group labels of the same draws as ``sample_inputs`` (e.g. the timestep of
         each denoiser input). Verification then also records the error per group under
         ``error[output]["by_" + group name]``.
+      quant: this model's quantization mode, overriding the bundle's (e.g. a float16 text
+        encoder next to an INT8 generator); None uses the bundle's.
+      files: extra files this model needs on the device, ``{file name: bytes}`` (e.g. its
+        ``tokenizer.json``), written into the bundle with their sha256 recorded.
     """
 
     name: str
@@ -67,3 +71,5 @@ class ExportSpec:
     peak_to_peak: float = 2.0
     fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     error_groups: tuple[str, Callable[[int, int, int], np.ndarray]] | None = None
+    quant: str | None = None
+    files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)

@@ -95,6 +95,42 @@ def r1_penalty(
     return penalty, {"r1": penalty}
 
 
+def matching_aware_d_loss(
+    real_logits: jax.Array, fake_logits: jax.Array, mismatched_logits: jax.Array, loss: str
+) -> tuple[jax.Array, Aux]:
+    """Matching-aware discriminator loss, GAN-CLS (Reed et al. 2016, "Generative Adversarial Text
+    to Image Synthesis", §4.1, Algorithm 1).
+
+    Real images with their own text count as real; generated images with the text and real images
+    with a mismatched text both count as fake, each with weight 1/2 (Alg. 1, line 10), so D must
+    judge whether image and text match, not only whether the image looks real:
+    ``L_D = l_real(D(x, t)) + (l_fake(D(G(z, t), t)) + l_fake(D(x, t̂))) / 2``.
+
+    Args:
+      real_logits: float32 ``[B]`` ``D(x, t)`` on real images with matching text.
+      fake_logits: float32 ``[B]`` ``D(G(z, t), t)``.
+      mismatched_logits: float32 ``[B]`` ``D(x, t̂)`` on real images with another caption.
+      loss: ``"hinge"`` or ``"non_saturating"``: the per-term losses ``l_real``, ``l_fake``.
+
+    Returns:
+      Scalar loss and ``{"d_real", "d_fake", "d_mismatched"}`` mean logits.
+
+    Raises:
+      ConfigError: for another ``loss``.
+    """
+    d_loss, _ = gan_losses(loss)
+    # A logit of +inf (as real) or -inf (as fake) makes that term of d_loss exactly 0.
+    sure_real, sure_fake = jnp.full_like(real_logits, jnp.inf), jnp.full_like(real_logits, -jnp.inf)
+    real_term = d_loss(real_logits, sure_fake)[0]
+    fake_term = d_loss(sure_real, fake_logits)[0]
+    mismatch_term = d_loss(sure_real, mismatched_logits)[0]
+    return real_term + 0.5 * (fake_term + mismatch_term), {
+        "d_real": jnp.mean(real_logits),
+        "d_fake": jnp.mean(fake_logits),
+        "d_mismatched": jnp.mean(mismatched_logits),
+    }
+
+
 D_LOSSES = {"hinge": d_hinge_loss, "non_saturating": d_non_saturating_loss}
 G_LOSSES = {"hinge": g_hinge_loss, "non_saturating": g_non_saturating_loss}
 

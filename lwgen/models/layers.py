@@ -1,4 +1,5 @@
-"""Shared building blocks: condition fusion, normalization choice and upsampling blocks.
+"""Shared building blocks: condition fusion (concatenation, FiLM, cross-attention),
+normalization choice and upsampling blocks.
 
 The upsampling op is a model option because training speed on XLA CPU and operator support on the
 Edge TPU differ per op (see `shared/DESIGN.md`, "Measured facts"):
@@ -203,3 +204,58 @@ def normalization(kind: str, train: bool, axis_name: str | None = None, name: st
     if kind == "none":
         return lambda x: x
     raise ValueError(f"norm {kind!r} is not one of {NORMS}")
+
+
+class FiLM(nn.Module):
+    """Feature-wise affine modulation by a condition vector (Perez et al. 2018, "FiLM", eq. 1-2;
+    the per-block text fusion of Tao et al. 2022, DF-GAN §3.3).
+
+    ``h * (1 + gamma(c)) + beta(c)`` with ``gamma``, ``beta`` zero-initialised Dense maps of
+    ``c``, so a new block starts as the identity.
+    """
+
+    @nn.compact
+    def __call__(self, h: jax.Array, c: jax.Array) -> jax.Array:
+        """Modulates float32 ``[B, H, W, C]`` features by ``c`` float32 ``[B, D]``; returns
+        ``[B, H, W, C]``."""
+        params = nn.Dense(2 * h.shape[-1], kernel_init=nn.initializers.zeros, name="affine")(c)
+        gamma, beta = jnp.split(params[:, None, None, :], 2, axis=-1)
+        return h * (1.0 + gamma) + beta
+
+
+class CrossAttention(nn.Module):
+    """Attention from image features to token states (Xu et al. 2018, AttnGAN §3.1, eq. 2: each
+    pixel attends over the words), added back as a residual.
+
+    Attributes:
+      dim: the query/key width.
+    """
+
+    dim: int = 32
+
+    @nn.compact
+    def __call__(self, h: jax.Array, tokens: jax.Array, mask: jax.Array) -> jax.Array:
+        """Attends.
+
+        Args:
+          h: float32 ``[B, H, W, C]`` image features (queries).
+          tokens: float32 ``[B, L, D]`` token states (keys and values).
+          mask: float32 ``[B, L]``, 1 for real tokens, 0 for padding (never attended).
+
+        Returns:
+          float32 ``[B, H, W, C]``: ``h`` plus the attended word context mapped to ``C``
+          channels (that map starts at zero, so a new block starts as the identity).
+        """
+        b, height, width, c = h.shape
+        tokens = tokens * mask[..., None]  # padding states zeroed: their logits stay small
+        queries = nn.Dense(self.dim, name="query")(h.reshape(b, height * width, c))
+        keys = nn.Dense(self.dim, name="key")(tokens)
+        values = nn.Dense(self.dim, name="value")(tokens)
+        logits = jnp.einsum("bqd,bkd->bqk", queries, keys) / np.sqrt(self.dim)
+        # Masked by renormalising over the real tokens rather than by a -inf bias, so every
+        # tensor stays in a small range, which INT8 activation quantization needs.
+        weights = jax.nn.softmax(logits, axis=-1) * mask[:, None, :]
+        weights = weights / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1e-6)
+        context = jnp.einsum("bqk,bkd->bqd", weights, values)
+        out = nn.Dense(c, kernel_init=nn.initializers.zeros, name="out")(context)
+        return h + out.reshape(b, height, width, c)
