@@ -35,7 +35,8 @@ from lwgen.eval.judge import as_data_config, load_or_train_judge
 from lwgen.eval.metrics import frechet_distance
 from lwgen.families import cyclegan_core as core
 from lwgen.families.cyclegan_export import bundle_fields, bundle_translators, export_specs
-from lwgen.families.registry import Family, Restored, register
+from lwgen.families.cyclegan_student import make_student_trainer
+from lwgen.families.registry import Family, Restored, Trainer, register
 
 GRID_COLUMNS = 8
 CHUNK = 250
@@ -211,11 +212,19 @@ def cyclegan_config(
     return config
 
 
+def make_trainer(config: ml_collections.ConfigDict) -> Trainer:
+    """The CycleGAN `Trainer` of ``config``, or the GAN Compression student's when it has a
+    ``teacher`` group."""
+    if "teacher" in config:
+        return make_student_trainer(config)
+    return core.make_teacher_trainer(config)
+
+
 FAMILY = register(
     Family(
         name="cyclegan",
         validate_config=core.validate_config,
-        make_trainer=core.make_trainer,
+        make_trainer=make_trainer,
         inference_shapes=core.inference_shapes,
         sample_grid=sample_grid,
         evaluate=evaluate,

@@ -289,12 +289,8 @@ def adam_optimizers(config: ml_collections.ConfigDict, names) -> dict[str, Any]:
     return {name: optimizer(config.optim, config.num_train_steps) for name in names}
 
 
-def make_trainer(config: ml_collections.ConfigDict) -> Trainer:
-    """The CycleGAN `Trainer` of ``config`` (or the student's, with a ``teacher`` group)."""
-    if "teacher" in config:
-        from lwgen.families.cyclegan_student import make_student_trainer
-
-        return make_student_trainer(config)
+def make_teacher_trainer(config: ml_collections.ConfigDict) -> Trainer:
+    """The CycleGAN `Trainer` of ``config`` (two generators, two discriminators)."""
     nets = modules(config, axis_name=AXIS)
     cycle = config.cycle
     weights = {"cycle": cycle.cycle_weight, "identity": cycle.cycle_weight * cycle.identity_weight}
