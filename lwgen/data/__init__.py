@@ -18,6 +18,7 @@ from lwgen.data.digits import load_digits_source
 from lwgen.data.distill_set import load_distill_source, real_data_config
 from lwgen.data.folder import load_folder_source
 from lwgen.data.idx import load_fashion_mnist_idx
+from lwgen.data.photo_crops import load_photo_crops
 from lwgen.data.source import ArraySource, check_batch_divisible, check_split, shard_batch
 from lwgen.data.tfds_source import TFDS_NAMES, load_tfds_source
 from lwgen.errors import ConfigError
@@ -42,6 +43,7 @@ LOADERS = {
     "distill": _load_distill,
     "fashion_mnist_idx": load_fashion_mnist_idx,
     "folder": load_folder_source,
+    "photos": load_photo_crops,
     **{name: functools.partial(load_tfds_source, name) for name in TFDS_NAMES},
 }
 

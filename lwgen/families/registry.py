@@ -31,6 +31,7 @@ Metrics = dict[str, Any]
 BUILTIN = {
     "dcgan": "lwgen.families.dcgan",
     "diffusion": "lwgen.families.diffusion",
+    "style": "lwgen.families.style",
     "tinygan": "lwgen.families.tinygan",
 }
 # Config groups that change a family's trainer: group name -> "module:function(trainer, config)".

@@ -1,0 +1,105 @@
+"""Frozen VGG16 features (Simonyan & Zisserman 2015, Table 1 column D) for perceptual losses.
+
+`VGG16Features` runs the convolutional part of VGG16 only as deep as the deepest layer asked for
+(on a CPU every block saved matters) and returns the requested ReLU outputs by their usual names
+(``relu1_2``, ``relu2_2``, ``relu3_3``, ``relu4_3``, ``relu5_3``, ...). Images in ``[-1, 1]`` are
+first mapped with LPIPS's scaling layer (Zhang et al. 2018), which is ImageNet's mean/std
+normalisation written for ``[-1, 1]`` inputs. The ImageNet weights come from
+``lwgen.models.vgg_weights``; `vgg_variables` turns them into this module's variables. Tests use
+narrow made weights (``widths``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from lwgen.errors import ConfigError
+
+VGG16_BLOCKS = (2, 2, 3, 3, 3)
+VGG16_WIDTHS = (64, 128, 256, 512, 512)
+# LPIPS's ScalingLayer: ((x + 1) / 2 - ImageNet mean) / ImageNet std, for x in [-1, 1].
+SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
+SCALE = np.array([0.458, 0.448, 0.450], np.float32)
+LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+
+
+def layer_names() -> list[str]:
+    """Every ReLU output of VGG16 in order: ``relu1_1, relu1_2, relu2_1, ..., relu5_3``."""
+    return [f"relu{b + 1}_{i + 1}" for b, n in enumerate(VGG16_BLOCKS) for i in range(n)]
+
+
+def check_layers(layers: Sequence[str]) -> None:
+    """Raises ConfigError naming a layer that is not a VGG16 ReLU output."""
+    for layer in layers:
+        if layer not in layer_names():
+            raise ConfigError(f"VGG16 layer {layer!r} is not one of {layer_names()}")
+
+
+class VGG16Features(nn.Module):
+    """The VGG16 convolutions up to the deepest of ``layers``, 3×3 SAME convs, ReLU, 2×2 max pool
+    between blocks.
+
+    Attributes:
+      layers: ReLU outputs to return (names from `layer_names`).
+      widths: channels per block (``VGG16_WIDTHS`` for the ImageNet weights).
+    """
+
+    layers: tuple[str, ...]
+    widths: tuple[int, ...] = VGG16_WIDTHS
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
+        """Maps float32 ``[B, H, W, 3]`` images in ``[-1, 1]`` to ``{layer: float32 [B, H / 2^k,
+        W / 2^k, C_k]}`` for each requested layer (block ``k + 1``)."""
+        check_layers(self.layers)
+        names = layer_names()
+        last = max(names.index(layer) for layer in self.layers)
+        x = (images - SHIFT) / SCALE
+        out, index = {}, 0
+        for block, (num_convs, width) in enumerate(zip(VGG16_BLOCKS, self.widths, strict=True)):
+            if block:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            for _ in range(num_convs):
+                x = nn.relu(nn.Conv(width, (3, 3), padding="SAME", name=f"Conv_{index}")(x))
+                if names[index] in self.layers:
+                    out[names[index]] = x
+                if index == last:
+                    return out
+                index += 1
+        return out
+
+
+def vgg_variables(weights: Mapping[str, np.ndarray], layers: Sequence[str]) -> dict:
+    """``{"params": ...}`` of a `VGG16Features` for ``layers`` from the flat arrays of
+    ``lwgen.models.vgg_weights.load_vgg16_weights`` (only the convolutions it runs)."""
+    check_layers(layers)
+    last = max(layer_names().index(layer) for layer in layers)
+    params = {
+        f"Conv_{i}": {
+            "kernel": jnp.asarray(weights[f"VGG16_0/Conv_{i}/kernel"]),
+            "bias": jnp.asarray(weights[f"VGG16_0/Conv_{i}/bias"]),
+        }
+        for i in range(last + 1)
+    }
+    return {"params": params}
+
+
+def made_vgg_weights(widths: Sequence[int], seed: int = 0) -> dict[str, np.ndarray]:
+    """Random flat weights in the checkpoint's layout for a narrow `VGG16Features` (tests, tiny
+    configs): He-normal kernels, zero biases, LPIPS heads of small positive weights."""
+    rng = np.random.default_rng(seed)
+    weights, c_in, index = {}, 3, 0
+    for block, (num_convs, width) in enumerate(zip(VGG16_BLOCKS, widths, strict=True)):
+        for _ in range(num_convs):
+            kernel = rng.standard_normal((3, 3, c_in, width)) * np.sqrt(2.0 / (9 * c_in))
+            weights[f"VGG16_0/Conv_{index}/kernel"] = kernel.astype(np.float32)
+            weights[f"VGG16_0/Conv_{index}/bias"] = np.zeros(width, np.float32)
+            c_in, index = width, index + 1
+        head = rng.uniform(0.0, 0.1, (1, 1, width, 1)).astype(np.float32)
+        weights[f"NetLinLayer_{block}/Conv_0/kernel"] = head
+    return weights
