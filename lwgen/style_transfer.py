@@ -17,7 +17,7 @@ import optax
 from tqdm import tqdm
 
 from lwgen.losses import perceptual
-from lwgen.models.vgg import VGG16Features, vgg_variables
+from lwgen.models.vgg import VGG16Features, vgg_variables, widths_of
 from lwgen.models.vgg_weights import load_vgg16_weights
 
 # Johnson et al. 2016 §4.1 layers; weights tuned on this repo's VGG normalisation.
@@ -76,7 +76,7 @@ def stylize(
     """
     weights = settings.weights
     vgg_weights = load_vgg16_weights() if vgg_weights is None else vgg_weights
-    net = VGG16Features(weights.layers)
+    net = VGG16Features(weights.layers, widths_of(vgg_weights))
     variables = vgg_variables(vgg_weights, weights.layers)
     features_of = jax.jit(lambda x: net.apply(variables, x))
     content_features = features_of(content[None])[weights.content_layer]
@@ -103,3 +103,41 @@ def stylize(
     for _ in tqdm(range(settings.steps), desc="gatys", disable=not progress):
         u, opt_state, metrics = step(u, opt_state)
     return np.asarray(jnp.tanh(u)[0]), {k: float(v) for k, v in metrics.items()}
+
+
+def stylize_files(
+    content: str, style: str, out: str, size: int, steps: int, lr: float, weights: dict
+) -> dict[str, float]:
+    """`stylize` from files to a PNG: ``launch/stylize.py``'s body.
+
+    Args:
+      content: content photo path.
+      style: style image path, or a catalogue name of ``lwgen.data.styles.STYLES``.
+      out: output PNG path (written atomically).
+      size: shorter side the content and style images are resized to (px).
+      steps, lr: Adam steps and learning rate.
+      weights: overrides of `DEFAULT_WEIGHTS` fields (``content_weight``, ...).
+
+    Returns:
+      The final losses.
+
+    Raises:
+      MissingFileError, DataError: for a missing or unreadable image; ConfigError for a bad
+        setting.
+    """
+    from lwgen.data.photo_crops import resize_shorter_side
+    from lwgen.data.photos import read_photo
+    from lwgen.data.styles import STYLES, load_style
+    from lwgen.errors import ConfigError
+    from lwgen.images import save_png
+
+    if steps < 1 or size < 16:
+        raise ConfigError(f"need --steps >= 1 and --size >= 16, got {steps} and {size}")
+    photo = resize_shorter_side(read_photo(content), size).astype(np.float32) / 127.5 - 1.0
+    painting = load_style(style, size) if style in STYLES else None
+    if painting is None:
+        painting = resize_shorter_side(read_photo(style), size)
+    settings = GatysSettings(steps, lr, dataclasses.replace(DEFAULT_WEIGHTS, **weights))
+    result, losses = stylize(photo, painting.astype(np.float32) / 127.5 - 1.0, settings)
+    save_png(out, np.round((result + 1.0) * 127.5).astype(np.uint8))
+    return losses

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lwgen.models.vgg import LPIPS_LAYERS, VGG16_WIDTHS, VGG16Features, vgg_variables
+from lwgen.models.vgg import LPIPS_LAYERS, VGG16Features, vgg_variables, widths_of
 from lwgen.models.vgg_weights import load_vgg16_weights
 
 EPS = 1e-10
@@ -40,16 +40,14 @@ def lpips(
     images_a: np.ndarray,
     images_b: np.ndarray,
     weights: Mapping[str, np.ndarray] | None = None,
-    widths: tuple[int, ...] = VGG16_WIDTHS,
     batch_size: int = 8,
 ) -> np.ndarray:
     """LPIPS distance between two image sets, pair by pair.
 
     Args:
       images_a, images_b: float32 ``[B, H, W, 3]`` in ``[-1, 1]`` (H, W ≥ 16).
-      weights: flat VGG16 + LPIPS-head arrays (``lwgen.models.vgg_weights``); None loads the
-        cached ImageNet weights.
-      widths: VGG block widths of ``weights`` (narrow made weights in tests).
+      weights: flat VGG16 + LPIPS-head arrays (``lwgen.models.vgg_weights``; narrow made
+        weights in tests); None loads the cached ImageNet weights.
       batch_size: images per VGG forward pass.
 
     Returns:
@@ -64,7 +62,7 @@ def lpips(
             f"LPIPS needs equal shapes, got {np.shape(images_a)}, {np.shape(images_b)}"
         )
     weights = load_vgg16_weights() if weights is None else weights
-    vgg_vars = vgg_variables(weights, LPIPS_LAYERS)
+    vgg_vars, widths = vgg_variables(weights, LPIPS_LAYERS), widths_of(weights)
     heads = [jnp.asarray(weights[f"NetLinLayer_{i}/Conv_0/kernel"]) for i in range(5)]
     chunks = [
         _lpips(vgg_vars, heads, images_a[i : i + batch_size], images_b[i : i + batch_size], widths)

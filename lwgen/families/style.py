@@ -233,7 +233,7 @@ def style_config(names: tuple[str, ...], crop_size: int = 96) -> ml_collections.
     config.optim = dict(lr=1e-3, warmup_steps=50, grad_clip=10.0, ema_decay=0.99)
     config.train = dict(log_every=50, checkpoint_every=500, keep_checkpoints=2, sample_every=500)
     config.export = dict(
-        quant="int8", num_calibration=64, batch=1, min_psnr=MIN_PSNR_DB, image_size=256
+        quant="int8", num_calibration=200, batch=1, min_psnr=MIN_PSNR_DB, image_size=256
     )
     return config
 

@@ -74,6 +74,12 @@ class VGG16Features(nn.Module):
         return out
 
 
+def widths_of(weights: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+    """The block widths of flat VGG16 arrays (``VGG16_WIDTHS`` for the ImageNet weights)."""
+    firsts = np.cumsum((0, *VGG16_BLOCKS[:-1]))
+    return tuple(int(weights[f"VGG16_0/Conv_{i}/bias"].shape[0]) for i in firsts)
+
+
 def vgg_variables(weights: Mapping[str, np.ndarray], layers: Sequence[str]) -> dict:
     """``{"params": ...}`` of a `VGG16Features` for ``layers`` from the flat arrays of
     ``lwgen.models.vgg_weights.load_vgg16_weights`` (only the convolutions it runs)."""
