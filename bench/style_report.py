@@ -1,6 +1,6 @@
 """Style-transfer report over the workdirs and bundles of ``make demo-style``.
 
-    python bench/style_report.py --root=runs/style --out=runs/style_report [--gatys_steps=60]
+    python bench/style_report.py --root=runs/style --out=runs/style_report [--gatys_steps=40]
         [--gatys_photos=1] [--no_teacher_int8_384]
 
 Rows: Gatys et al. (per image, ``--gatys_steps`` Adam steps on ``--gatys_photos`` held-out
@@ -27,7 +27,7 @@ from lwgen.style_transfer import GatysSettings
 
 _ROOT = flags.DEFINE_string("root", "runs/style", "Folder of make demo-style.")
 _OUT = flags.DEFINE_string("out", "runs/style_report", "Report folder.")
-_GATYS_STEPS = flags.DEFINE_integer("gatys_steps", 60, "Gatys Adam steps (0: no Gatys row).")
+_GATYS_STEPS = flags.DEFINE_integer("gatys_steps", 40, "Gatys Adam steps (0: no Gatys row).")
 _GATYS_PHOTOS = flags.DEFINE_integer("gatys_photos", 1, "Held-out photos Gatys stylizes.")
 _TEACHER_384 = flags.DEFINE_bool(
     "teacher_int8_384", True, "Convert the teacher to INT8 at 384² for timing (minutes)."

@@ -9,6 +9,7 @@ a good part of the scene rather than a few pixels of texture); batch ``k`` is
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -61,5 +62,15 @@ def load_photo_crops(data_config: Mapping, split: str) -> PhotoCropSource:
     size, side = int(data_config["image_size"]), int(data_config.get("photo_side", 256))
     if side < size:
         raise ConfigError(f"data.photo_side ({side}) must be >= data.image_size ({size})")
-    photos = load_photos(split, data_config.get("opencv_doc_dir"), data_config.get("path"))
-    return PhotoCropSource([(n, resize_shorter_side(p, side)) for n, p in photos], size)
+    folders = (data_config.get("opencv_doc_dir"), data_config.get("path"))
+    return PhotoCropSource(resized_photos(split, *folders, side), size)
+
+
+@functools.lru_cache(maxsize=8)
+def resized_photos(
+    split: str, opencv_doc_dir: str | None, folder: str | None, side: int
+) -> tuple[Photo, ...]:
+    """``load_photos(split, opencv_doc_dir, folder)`` with every photo's shorter side resized to
+    ``side`` (cached per process: decoding and resizing the catalogue takes seconds)."""
+    photos = load_photos(split, opencv_doc_dir, folder)
+    return tuple((name, resize_shorter_side(photo, side)) for name, photo in photos)

@@ -33,7 +33,7 @@ from lwgen.train.checkpoint import restore_inference
 
 TIMING_SIZES = (256, 384)
 TIMING_RUNS = 5
-REPORT_GATYS = GatysSettings(steps=60)
+REPORT_GATYS = GatysSettings(steps=40)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,8 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lwgen.data.photo_crops import load_photo_crops, resize_shorter_side
-from lwgen.data.photos import load_photos
+from lwgen.data.photo_crops import load_photo_crops, resize_shorter_side, resized_photos
 from lwgen.export.spec import ExportSpec, TensorSpec
 from lwgen.families import style_core as core
 from lwgen.families.registry import Family, Restored, register
@@ -47,7 +46,8 @@ def center_square(photo: np.ndarray, size: int) -> np.ndarray:
 
 def heldout_photos(config: ml_collections.ConfigDict, size: int) -> tuple[list[str], np.ndarray]:
     """``(names, float32 [N, size, size, 3])`` of the held-out photos (evaluation only)."""
-    photos = load_photos("heldout", config.data.get("opencv_doc_dir"), config.data.get("path"))
+    folders = (config.data.get("opencv_doc_dir"), config.data.get("path"))
+    photos = resized_photos("heldout", *folders, size)
     return [n for n, _ in photos], np.stack([center_square(p, size) for _, p in photos])
 
 
