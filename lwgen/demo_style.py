@@ -75,6 +75,8 @@ def format_report(report: dict[str, Any]) -> str:
             "",
             *goals,
             "",
+            format_edgetpu(report["edgetpu"]),
+            "",
             f"Wall time: {wall}.",
             "",
             "![INT8 student via pi_infer.py: rows = held-out photos, columns = photo then styles]"
@@ -82,6 +84,35 @@ def format_report(report: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def edgetpu_summary(bundle: str) -> dict[str, Any]:
+    """The Edge TPU report of a bundle's ``stylizer`` (``lwgen.export.edgetpu``) reduced to op
+    counts per placement, e.g. ``{"MEAN": {"edgetpu": 20}}``, plus coverage and fallbacks."""
+    from lwgen.export.edgetpu import edgetpu_report
+
+    report = edgetpu_report(os.path.join(bundle, f"{style.core.STYLIZER}.tflite"))
+    ops: dict[str, dict[str, int]] = {}
+    for op in report["ops"]:
+        placement = ops.setdefault(op["op"], {})
+        placement[op["placement"]] = placement.get(op["placement"], 0) + 1
+    keys = ("coverage", "edgetpu_ops", "cpu_ops", "unsupported", "first_cpu_fallback")
+    return {"ops": ops, **{k: report[k] for k in keys}}
+
+
+def format_edgetpu(summary: dict[str, Any]) -> str:
+    """One Markdown line per op type: where it runs on a Coral Edge TPU."""
+    lines = [
+        f"Edge TPU (documented op support, compiler 16): {summary['edgetpu_ops']} of "
+        f"{summary['edgetpu_ops'] + summary['cpu_ops']} ops map "
+        f"(coverage {summary['coverage']:.1%}); first CPU fallback: "
+        f"{summary['first_cpu_fallback'] or 'none'}.",
+        "",
+    ]
+    for op, placement in sorted(summary["ops"].items()):
+        where = ", ".join(f"{n} on {p}" for p, n in sorted(placement.items()))
+        lines.append(f"- {op}: {where}")
+    return "\n".join(lines)
 
 
 def _export(workdir: str, bundle: str) -> str:
@@ -178,6 +209,7 @@ def _run(root, pi_script, teacher_config, single_config, student_config, qat_ste
     report = _timed(wall, "report", style_report, rows)
     report.pop("outputs")
     report |= {"wall_s": wall, "grid": grid, "bundle": bundles["student"]}
+    report["edgetpu"] = edgetpu_summary(bundles["student"])
     report["wall_s"]["total"] = sum(wall.values())
     atomic_write_json(os.path.join(root, "report.json"), report)
     atomic_write_text(os.path.join(root, "report.md"), format_report(report))
