@@ -16,7 +16,14 @@ from lwgen.losses import perceptual
 from lwgen.models import vgg_weights
 from lwgen.models.layers import ConditionalInstanceNorm
 from lwgen.models.style import TransformerNet
-from lwgen.models.vgg import VGG16Features, made_vgg_weights, vgg_variables, widths_of
+from lwgen.models.vgg import (
+    VGG16_WIDTHS,
+    VGG19_BLOCKS,
+    VGG16Features,
+    made_vgg_weights,
+    vgg_variables,
+    widths_of,
+)
 
 TINY_WIDTHS = (4, 4, 8, 8, 8)
 
@@ -151,3 +158,28 @@ def test_transformer_net_has_johnsons_size_and_keeps_the_image_shape():
     assert sum(np.prod(p.shape) for p in jax.tree.leaves(shapes)) == 1_679_235  # ≈ 1.68 M
     out = jax.eval_shape(lambda v: net.apply(v, x, style), shapes)
     assert out.shape == (1, 256, 256, 3)
+
+
+def test_keras_vgg19_weights_load_into_a_vgg19_feature_network(tmp_path):
+    import h5py
+
+    path = tmp_path / "vgg19.h5"
+    with h5py.File(path, "w") as f:  # fill-value datasets: full-size shapes, tiny file
+        c_in = 3
+        for block, (num_convs, width) in enumerate(zip(VGG19_BLOCKS, VGG16_WIDTHS, strict=True)):
+            for conv in range(num_convs):
+                group = f.create_group(f"block{block + 1}_conv{conv + 1}").create_group(
+                    f"block{block + 1}_conv{conv + 1}"
+                )
+                group.create_dataset("kernel:0", (3, 3, c_in, width), "f4", fillvalue=0.01)
+                group.create_dataset("bias:0", (width,), "f4", fillvalue=0.5)
+                c_in = width
+    weights = vgg_weights.load_keras_vgg19(path)
+    assert len(weights) == 32 and weights["VGG16_0/Conv_15/kernel"].shape == (3, 3, 512, 512)
+    net = VGG16Features(("relu1_2", "relu5_4"), blocks=VGG19_BLOCKS, caffe_input=True)
+    variables = vgg_variables(weights, net.layers, VGG19_BLOCKS)
+    out = net.apply(variables, jnp.zeros((1, 16, 16, 3)))
+    assert out["relu5_4"].shape == (1, 1, 1, 512) and float(out["relu1_2"].min()) > 0
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match="not a Keras VGG19"):
+        vgg_weights.load_keras_vgg19(tmp_path / "bad.h5")

@@ -81,14 +81,15 @@ def tiny_diffusion_teacher(out_dir: str) -> str:
 
 def tiny_style_config(num_train_steps: int = 4, teacher_workdir: str | None = None):
     """Width-(4, 8, 8) stylizer, one residual block, two scikit-image styles, 16-px crops of
-    photos resized to 32 px, batch 4, narrow made VGG weights; with ``teacher_workdir``, a
-    width-(2, 4, 4) student distilled from it."""
+    photos resized to 32 px, batch 4, narrow made VGG weights stopped at ``relu2_2``; with
+    ``teacher_workdir``, a width-(2, 4, 4) student distilled from it."""
     from lwgen.families.style import student_config, style_config
 
     config = style_config(("brick", "grass"), crop_size=16)
     config.model.stylizer.update(widths=(4, 8, 8), num_res_blocks=1)
     config.style.image_size = 32
     config.vgg.update(weights="made", widths=(4, 4, 8, 8, 8))
+    config.loss.update(style_layers=("relu1_2", "relu2_2"), style_layer_weights=(1.0, 1.0))
     config.data.photo_side = 32
     config.num_train_steps = num_train_steps
     config.batch_size = 4
@@ -128,9 +129,7 @@ def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
             num_train_steps,
             tiny_diffusion_teacher(os.path.join(scratch_dir, "diffusion_teacher")),
         ),
-        "style": lambda: tiny_style_config(
-            num_train_steps, tiny_style_teacher(os.path.join(scratch_dir, "style_teacher"))
-        ),
+        "style": lambda: tiny_style_config(num_train_steps),  # students: test_style_family
     }
     return makers[family]()
 

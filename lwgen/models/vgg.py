@@ -21,47 +21,59 @@ from flax import linen as nn
 from lwgen.errors import ConfigError
 
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
+VGG19_BLOCKS = (2, 2, 4, 4, 4)
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
+# Keras/Caffe VGG input: BGR in 0..255 minus the ImageNet mean (keras.applications.vgg19).
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 # LPIPS's ScalingLayer: ((x + 1) / 2 - ImageNet mean) / ImageNet std, for x in [-1, 1].
 SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
 SCALE = np.array([0.458, 0.448, 0.450], np.float32)
 LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 
 
-def layer_names() -> list[str]:
-    """Every ReLU output of VGG16 in order: ``relu1_1, relu1_2, relu2_1, ..., relu5_3``."""
-    return [f"relu{b + 1}_{i + 1}" for b, n in enumerate(VGG16_BLOCKS) for i in range(n)]
+def layer_names(blocks: Sequence[int] = VGG16_BLOCKS) -> list[str]:
+    """Every ReLU output in order: ``relu1_1, relu1_2, relu2_1, ..., relu5_3`` (VGG16;
+    ``relu5_4`` with ``VGG19_BLOCKS``)."""
+    return [f"relu{b + 1}_{i + 1}" for b, n in enumerate(blocks) for i in range(n)]
 
 
-def check_layers(layers: Sequence[str]) -> None:
-    """Raises ConfigError naming a layer that is not a VGG16 ReLU output."""
+def check_layers(layers: Sequence[str], blocks: Sequence[int] = VGG16_BLOCKS) -> None:
+    """Raises ConfigError naming a layer that is not a ReLU output of the network."""
     for layer in layers:
-        if layer not in layer_names():
-            raise ConfigError(f"VGG16 layer {layer!r} is not one of {layer_names()}")
+        if layer not in layer_names(blocks):
+            raise ConfigError(f"VGG layer {layer!r} is not one of {layer_names(blocks)}")
 
 
 class VGG16Features(nn.Module):
-    """The VGG16 convolutions up to the deepest of ``layers``, 3×3 SAME convs, ReLU, 2×2 max pool
-    between blocks.
+    """The VGG convolutions up to the deepest of ``layers``, 3×3 SAME convs, ReLU, 2×2 max pool
+    between blocks (VGG16 by default; VGG19 with ``blocks=VGG19_BLOCKS``).
 
     Attributes:
       layers: ReLU outputs to return (names from `layer_names`).
       widths: channels per block (``VGG16_WIDTHS`` for the ImageNet weights).
+      blocks: convolutions per block.
+      caffe_input: feed BGR 0..255 minus the ImageNet mean (Keras/Caffe weights) instead of the
+        LPIPS scaling.
     """
 
     layers: tuple[str, ...]
     widths: tuple[int, ...] = VGG16_WIDTHS
+    blocks: tuple[int, ...] = VGG16_BLOCKS
+    caffe_input: bool = False
 
     @nn.compact
     def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
         """Maps float32 ``[B, H, W, 3]`` images in ``[-1, 1]`` to ``{layer: float32 [B, H / 2^k,
         W / 2^k, C_k]}`` for each requested layer (block ``k + 1``)."""
-        check_layers(self.layers)
-        names = layer_names()
+        check_layers(self.layers, self.blocks)
+        names = layer_names(self.blocks)
         last = max(names.index(layer) for layer in self.layers)
-        x = (images - SHIFT) / SCALE
+        if self.caffe_input:
+            x = (images[..., ::-1] + 1.0) * 127.5 - CAFFE_MEAN_BGR
+        else:
+            x = (images - SHIFT) / SCALE
         out, index = {}, 0
-        for block, (num_convs, width) in enumerate(zip(VGG16_BLOCKS, self.widths, strict=True)):
+        for block, (num_convs, width) in enumerate(zip(self.blocks, self.widths, strict=True)):
             if block:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
             for _ in range(num_convs):
@@ -74,17 +86,22 @@ class VGG16Features(nn.Module):
         return out
 
 
-def widths_of(weights: Mapping[str, np.ndarray]) -> tuple[int, ...]:
-    """The block widths of flat VGG16 arrays (``VGG16_WIDTHS`` for the ImageNet weights)."""
-    firsts = np.cumsum((0, *VGG16_BLOCKS[:-1]))
+def widths_of(
+    weights: Mapping[str, np.ndarray], blocks: Sequence[int] = VGG16_BLOCKS
+) -> tuple[int, ...]:
+    """The block widths of flat VGG arrays (``VGG16_WIDTHS`` for the ImageNet weights)."""
+    firsts = np.cumsum((0, *blocks[:-1]))
     return tuple(int(weights[f"VGG16_0/Conv_{i}/bias"].shape[0]) for i in firsts)
 
 
-def vgg_variables(weights: Mapping[str, np.ndarray], layers: Sequence[str]) -> dict:
-    """``{"params": ...}`` of a `VGG16Features` for ``layers`` from the flat arrays of
-    ``lwgen.models.vgg_weights.load_vgg16_weights`` (only the convolutions it runs)."""
-    check_layers(layers)
-    last = max(layer_names().index(layer) for layer in layers)
+def vgg_variables(
+    weights: Mapping[str, np.ndarray], layers: Sequence[str], blocks: Sequence[int] = VGG16_BLOCKS
+) -> dict:
+    """``{"params": ...}`` of a `VGG16Features` for ``layers`` from flat arrays in the
+    checkpoint layout (``VGG16_0/Conv_<i>/kernel``, also used for Keras VGG19 weights, see
+    ``lwgen.models.vgg_weights``): only the convolutions it runs."""
+    check_layers(layers, blocks)
+    last = max(layer_names(blocks).index(layer) for layer in layers)
     params = {
         f"Conv_{i}": {
             "kernel": jnp.asarray(weights[f"VGG16_0/Conv_{i}/kernel"]),

