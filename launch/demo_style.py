@@ -2,7 +2,7 @@
 
   python launch/demo_style.py --root=runs/style [--config=configs/style_multi.py]
       [--student_config=configs/style_multi.py:student] [--single_config=configs/style_single.py]
-      [--qat_steps=100] [--config.num_train_steps=N]
+      [--qat_steps=60] [--config.num_train_steps=N]
 
 Writes ``ROOT/style_grid_int8.png`` (held-out photos stylized in every style by
 ``export/pi_infer.py`` from the student's INT8 bundle), ``ROOT/report.md`` and
@@ -30,7 +30,7 @@ _SINGLE = config_flags.DEFINE_config_file(
     "single_config", os.path.join(CONFIGS, "style_single.py"), "The single-style config."
 )
 _ROOT = flags.DEFINE_string("root", "runs/style", "Output folder (resumed if it exists).")
-_QAT_STEPS = flags.DEFINE_integer("qat_steps", 100, "Quantization-aware fine-tuning steps.")
+_QAT_STEPS = flags.DEFINE_integer("qat_steps", 60, "Quantization-aware fine-tuning steps.")
 
 
 def main() -> None:
