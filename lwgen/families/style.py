@@ -11,6 +11,7 @@ with the style names in ``bundle.json`` (``export/pi_infer.py --style NAME``).
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -72,7 +73,9 @@ def stylize_all(stylize: Stylize, images: np.ndarray, num_styles: int) -> np.nda
 
 @functools.lru_cache(maxsize=2)
 def _scorer(config_json: str):
-    config = ml_collections.ConfigDict(__import__("json").loads(config_json))
+    """A jitted ``score(content, outputs, styles) -> (content loss, style loss)`` batch means
+    with the VGG, layers and target Grams of the config (cached per config)."""
+    config = ml_collections.ConfigDict(json.loads(config_json))
     vgg_module, vgg_vars = core.vgg_network(config)
     weights = core.loss_weights(config)
     grams = core.style_grams(config, (vgg_module, vgg_vars))

