@@ -8,7 +8,8 @@ followed by `ConditionalInstanceNorm` and ReLU. Upsampling is a nearest resize t
 (``lwgen.models.layers.Upsample2x`` in ``"resize_conv"`` mode: no checkerboard artefacts, Odena
 et al. 2016, and RESIZE_NEAREST_NEIGHBOR + CONV_2D instead of TRANSPOSE_CONV in TFLite). The style
 enters as a float one-hot vector; with ``num_styles=1`` it is the single-style network. The
-network is fully convolutional: any ``H, W`` divisible by 4.
+network is fully convolutional: any ``H, W`` divisible by 4. Convolutions followed by instance
+norm have no bias (the norm removes it; its gradient would be rounding noise that Adam amplifies).
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ class ResidualBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, style: jax.Array) -> jax.Array:
         """``[B, H, W, features]`` → same shape."""
-        h = nn.Conv(self.features, (3, 3), padding="SAME")(x)
+        h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(x)
         h = nn.relu(ConditionalInstanceNorm(self.num_styles)(h, style))
-        h = nn.Conv(self.features, (3, 3), padding="SAME")(h)
+        h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(h)
         return x + ConditionalInstanceNorm(self.num_styles)(h, style)
 
 
 class TransformerNet(nn.Module):
     """Image transformation network ``f_W`` of Johnson et al. 2016 (1.68 M parameters at the
-    default widths), multi-style through conditional instance norm.
+    default widths with one style), multi-style through conditional instance norm.
 
     Attributes:
       num_styles: styles held (length of the one-hot ``style`` input).
@@ -67,7 +68,8 @@ class TransformerNet(nn.Module):
         w1, w2, w3 = self.widths
 
         def conv_norm(x, features, kernel, strides=1):
-            x = nn.Conv(features, (kernel, kernel), strides=strides, padding="SAME")(x)
+            conv = nn.Conv(features, (kernel, kernel), strides, padding="SAME", use_bias=False)
+            x = conv(x)
             return nn.relu(ConditionalInstanceNorm(self.num_styles)(x, style))
 
         x = conv_norm(image, w1, 9)
@@ -76,6 +78,6 @@ class TransformerNet(nn.Module):
         for _ in range(self.num_res_blocks):
             x = ResidualBlock(w3, self.num_styles)(x, style)
         for features in (w2, w1):
-            x = Upsample2x(features, self.upsample)(x, train=train)
+            x = Upsample2x(features, self.upsample, use_bias=False)(x, train=train)
             x = nn.relu(ConditionalInstanceNorm(self.num_styles)(x, style))
         return nn.tanh(nn.Conv(3, (9, 9), padding="SAME")(x))
