@@ -9,6 +9,7 @@ unconstrained space, ``image = tanh(u)``, so the result stays in ``[-1, 1]``.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import jax
 import jax.numpy as jnp
@@ -128,15 +129,20 @@ def stylize_files(
     from lwgen.data.photo_crops import resize_shorter_side
     from lwgen.data.photos import read_photo
     from lwgen.data.styles import STYLES, load_style
-    from lwgen.errors import ConfigError
+    from lwgen.errors import ConfigError, MissingFileError
     from lwgen.images import save_png
 
     if steps < 1 or size < 16:
         raise ConfigError(f"need --steps >= 1 and --size >= 16, got {steps} and {size}")
     photo = resize_shorter_side(read_photo(content), size).astype(np.float32) / 127.5 - 1.0
-    painting = load_style(style, size) if style in STYLES else None
-    if painting is None:
+    if style in STYLES:
+        painting = load_style(style, size)
+    elif os.path.isfile(style):
         painting = resize_shorter_side(read_photo(style), size)
+    else:
+        raise MissingFileError(
+            f"style {style!r} is neither an image file nor a catalogue style {sorted(STYLES)}"
+        )
     settings = GatysSettings(steps, lr, dataclasses.replace(DEFAULT_WEIGHTS, **weights))
     result, losses = stylize(photo, painting.astype(np.float32) / 127.5 - 1.0, settings)
     save_png(out, np.round((result + 1.0) * 127.5).astype(np.uint8))
