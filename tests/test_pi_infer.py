@@ -154,7 +154,7 @@ BAD_BUNDLES = {
         ("missing_out_folder", "does not exist"),
         (
             "unknown_family",
-            "bundle family 'stylegan' is not one of ['dcgan', 'diffusion', 'tinygan']",
+            "bundle family 'stylegan' is not one of ['dcgan', 'diffusion', 'style', 'tinygan']",
         ),
         ("format_1", "format 1: this bundle is from an older lwgen; re-export it with export/"),
         ("bad_metadata", "models.generator: bad file, sha256, quant, size_bytes, batch"),
