@@ -117,7 +117,7 @@ def format_edgetpu(summary: dict[str, Any]) -> str:
 
 def _export(workdir: str, bundle: str) -> str:
     if not os.path.isfile(os.path.join(bundle, "bundle.json")):
-        export_workdir(workdir, bundle, quant="int8")
+        export_workdir(workdir, bundle, quant="int8", min_psnr=style.MIN_PSNR_DB)
     return bundle
 
 
