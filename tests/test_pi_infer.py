@@ -155,7 +155,7 @@ BAD_BUNDLES = {
         (
             "unknown_family",
             "bundle family 'stylegan' is not one of "
-            "['cyclegan', 'dcgan', 'diffusion', 'textgan', 'tinygan', 'upscaler']",
+            "['cyclegan', 'dcgan', 'diffusion', 'style', 'textgan', 'tinygan', 'upscaler']",
         ),
         ("format_1", "format 1: this bundle is from an older lwgen; re-export it with export/"),
         ("bad_metadata", "models.generator: bad file, sha256, quant, size_bytes, batch"),

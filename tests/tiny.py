@@ -208,6 +208,38 @@ def tiny_textgan_config(scratch_dir: str, num_train_steps: int = 4, fusion: str 
     return config
 
 
+def tiny_style_config(num_train_steps: int = 4, teacher_workdir: str | None = None):
+    """Width-(4, 8, 8) stylizer, one residual block, two scikit-image styles, 16-px crops of
+    photos resized to 32 px, batch 4, narrow made VGG weights stopped at ``relu2_2``; with
+    ``teacher_workdir``, a width-(2, 4, 4) student distilled from it."""
+    from lwgen.families.style import student_config, style_config
+
+    config = style_config(("brick", "grass"), crop_size=16)
+    config.model.stylizer.update(widths=(4, 8, 8), num_res_blocks=1)
+    config.style.image_size = 32
+    config.vgg.update(weights="made", widths=(4, 4, 8, 8, 8))
+    config.loss.update(style_layers=("relu1_2", "relu2_2"), style_layer_weights=(1.0, 1.0))
+    config.data.photo_side = 32
+    config.num_train_steps = num_train_steps
+    config.batch_size = 4
+    config.optim.warmup_steps = 1
+    config.train.update(log_every=1, checkpoint_every=2, sample_every=100, keep_checkpoints=5)
+    config.export.update(image_size=16, num_calibration=200, min_psnr=10.0)
+    if teacher_workdir is not None:
+        config = student_config(config, teacher_workdir)
+        config.model.stylizer.update(widths=(2, 4, 4), num_res_blocks=1)
+    return config
+
+
+def tiny_style_teacher(out_dir: str) -> str:
+    """A tiny style workdir trained for 2 steps (made once)."""
+    from lwgen.train.loop import train
+
+    if not os.path.isdir(os.path.join(out_dir, "checkpoints")):
+        train(tiny_style_config(2), out_dir)
+    return out_dir
+
+
 def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
     """The tiny config of ``family``; ``scratch_dir`` holds what it needs (a distillation set).
 
@@ -227,6 +259,7 @@ def family_config(family: str, scratch_dir: str, num_train_steps: int = 4):
         ),
         "upscaler": lambda: tiny_upscaler_config(num_train_steps),
         "textgan": lambda: tiny_textgan_config(scratch_dir, num_train_steps),
+        "style": lambda: tiny_style_config(num_train_steps),  # students: test_style_family
         "diffusion": lambda: tiny_diffusion_config(
             num_train_steps,
             tiny_diffusion_teacher(os.path.join(scratch_dir, "diffusion_teacher")),

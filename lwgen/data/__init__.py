@@ -19,6 +19,7 @@ from lwgen.data.digits import load_digits_source
 from lwgen.data.distill_set import load_distill_source, real_data_config
 from lwgen.data.folder import load_folder_source, read_image
 from lwgen.data.idx import load_fashion_mnist_idx
+from lwgen.data.photo_crops import load_photo_crops
 from lwgen.data.source import ArraySource, check_batch_divisible, check_split, shard_batch
 from lwgen.data.sr_pairs import load_sr_pairs
 from lwgen.data.tfds_source import TFDS_NAMES, load_tfds_source
@@ -57,6 +58,7 @@ LOADERS = {
     "fashion_mnist_idx": load_fashion_mnist_idx,
     "folder": load_folder_source,
     "sr_pairs": _load_sr_pairs,
+    "photos": load_photo_crops,
     **{name: functools.partial(load_tfds_source, name) for name in TFDS_NAMES},
     "fashion_unpaired": load_fashion_unpaired,
     "unpaired_folder": load_unpaired_folder,

@@ -32,6 +32,7 @@ BUILTIN = {
     "cyclegan": "lwgen.families.cyclegan",
     "dcgan": "lwgen.families.dcgan",
     "diffusion": "lwgen.families.diffusion",
+    "style": "lwgen.families.style",
     "textgan": "lwgen.families.textgan",
     "tinygan": "lwgen.families.tinygan",
     "upscaler": "lwgen.families.upscaler",

@@ -259,3 +259,43 @@ class CrossAttention(nn.Module):
         context = jnp.einsum("bqk,bkd->bqd", weights, values)
         out = nn.Dense(c, kernel_init=nn.initializers.zeros, name="out")(context)
         return h + out.reshape(b, height, width, c)
+
+
+def instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """Normalises each image's channels over space, ``(x - μ) / sqrt(σ² + eps)`` (Ulyanov et al.
+    2016, "Instance Normalization", eq. 2). Exports as MEAN / SQUARED_DIFFERENCE / RSQRT.
+
+    Args:
+      x: float32 ``[B, H, W, C]``.
+
+    Returns:
+      float32 ``[B, H, W, C]`` with zero mean and unit variance per image and channel.
+    """
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+    return (x - mean) * lax.rsqrt(var + eps)
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Conditional instance normalisation (Dumoulin, Shlens & Kudlur 2017, "A Learned
+    Representation for Artistic Style", §2.2, eq. 5): ``γ_s · IN(x) + β_s`` with one ``(γ, β)``
+    pair per style, selected by a float one-hot (or mixing) vector so that the exported graph
+    has no integer lookup: ``γ = y Γ``, ``β = y B`` with ``Γ, B`` of shape ``[num_styles, C]``.
+
+    Attributes:
+      num_styles: rows of ``Γ`` and ``B``.
+      eps: variance epsilon of `instance_norm`.
+    """
+
+    num_styles: int
+    eps: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array, style: jax.Array) -> jax.Array:
+        """Maps ``x`` float32 ``[B, H, W, C]`` with ``style`` float32 ``[B, num_styles]`` (one-hot
+        rows pick one style; convex rows mix styles) to ``[B, H, W, C]``."""
+        c = x.shape[-1]
+        gamma = self.param("scale", nn.initializers.ones, (self.num_styles, c))
+        beta = self.param("bias", nn.initializers.zeros, (self.num_styles, c))
+        scale, shift = style @ gamma, style @ beta
+        return instance_norm(x, self.eps) * scale[:, None, None, :] + shift[:, None, None, :]
