@@ -65,7 +65,7 @@ project: $(STAMP)
 	$(PY) launch/project.py --workdir=$(WORKDIR)
 
 # Super-resolution up-scaler: train ×2 and ×4 on the offline photos, export, report, crops PNG.
-demo-upscaler: $(STAMP) opencv-doc
+demo-upscaler: $(STAMP) opencv-doc vgg-weights
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_upscaler.py --root=runs/upscaler \
 		--opencv_doc_dir=$(OPENCV_DOC_DIR)/usr/share/doc/opencv-doc/examples/data
 

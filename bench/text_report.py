@@ -126,8 +126,8 @@ def table_lines(runs: list[dict]) -> list[str]:
     """The main table in Markdown."""
     lines = [
         "| data | fusion | encoder | path | G params | G MACs | enc. params | held-out acc | "
-        "train acc | Fréchet | enc. ms/prompt | G ms/image |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "train acc | Fréchet | precision / recall | enc. ms/prompt | G ms/image |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         for path, e in (("JAX float", r["eval_float"]), ("Pi (TFLite)", r["eval_pi"])):
@@ -141,7 +141,8 @@ def table_lines(runs: list[dict]) -> list[str]:
                 f"| {r['data']} | {r['fusion']} | {r['encoder']} | {path} | "
                 f"{r['generator']['params']:,} | {r['generator']['macs']:,} | "
                 f"{r['encoder_params']:,} | {e['heldout_class_accuracy']:.4f} | "
-                f"{e['train_class_accuracy']:.4f} | {e['heldout_frechet_distance']:.2f} | {ms} |"
+                f"{e['train_class_accuracy']:.4f} | {e['heldout_frechet_distance']:.2f} | "
+                f"{e['heldout_precision']:.3f} / {e['heldout_recall']:.3f} | {ms} |"
             )
     return lines
 

@@ -577,12 +577,18 @@ def upscale_inputs(args: argparse.Namespace, metadata: dict[str, Any]) -> None:
         )
 
 
+def upscaled(args: argparse.Namespace, images: np.ndarray) -> np.ndarray:
+    """``images`` (f32 ``[N, h, w, C]`` in [-1, 1]) enlarged by the ``--upscale`` bundle, or
+    unchanged without one."""
+    if not args.upscale:
+        return images
+    return open_upscaler(args, args.upscale, *images.shape[1:3])[0](images)
+
+
 def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.ndarray) -> None:
     """The PNG grid (one row per label) and, with ``--npy``, the uint8 images and labels; with
     ``--upscale``, of the images enlarged by that bundle."""
-    if args.upscale:
-        images = open_upscaler(args, args.upscale, *images.shape[1:3])[0](images)
-    images = to_uint8(images)
+    images = to_uint8(upscaled(args, images))
     rows = len(np.unique(label_ids))
     grid = make_grid(images, rows, args.scale)
     atomic_write(args.out, lambda f: grid.save(f, format="PNG"))

@@ -139,6 +139,7 @@ def text_generator(args, metadata: dict[str, Any], pi: ModuleType) -> None:
     )
     inputs = {"z": z, **{k: v[rows] for k, v in cond.items()}}
     (images,) = generator.run(**{n: inputs[n] for n in names}).values()
+    images = pi.upscaled(args, images)  # --upscale UPSCALER_BUNDLE, if given
     grid = caption_rows(pi.make_grid(pi.to_uint8(images), len(prompts), args.scale), prompts)
     pi.atomic_write(args.out, lambda f: grid.save(f, format="PNG"))
     print(

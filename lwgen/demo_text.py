@@ -89,11 +89,13 @@ def format_report(report: dict[str, Any]) -> str:
         f"Trained {report['steps']} steps in {report['train_s']:.0f} s; caption cache "
         f"{'reused' if report['cache_reused'] else 'built'} in {report['cache_s']:.1f} s.",
         "",
-        "| model | held-out prompt acc. | training prompt acc. | gap | Fréchet (held-out) |",
-        "|---|---|---|---|---|",
+        "| model | held-out prompt acc. | training prompt acc. | gap | Fréchet (held-out) | "
+        "precision / recall (held-out) |",
+        "|---|---|---|---|---|---|",
         *(
             f"| {n} | {e['heldout_class_accuracy']:.4f} | {e['train_class_accuracy']:.4f} | "
-            f"{e['generalisation_gap']:+.4f} | {e['heldout_frechet_distance']:.2f} |"
+            f"{e['generalisation_gap']:+.4f} | {e['heldout_frechet_distance']:.2f} | "
+            f"{e['heldout_precision']:.3f} / {e['heldout_recall']:.3f} |"
             for n, e in rows
         ),
         "",

@@ -160,6 +160,8 @@ def test_miniature_end_to_end_prompt_to_image(demo):
     assert report["encoder_cosine"]["min"] > 0.99
     for key in ("heldout_class_accuracy", "train_frechet_distance", "generalisation_gap"):
         assert key in report["eval_pi"] and key in report["eval_float"]
+    for key in ("heldout_precision", "train_recall", "real_precision"):
+        assert 0.0 <= report["eval_pi"][key] <= 1.0
     assert report["pi_infer"]["encoder_ms_per_prompt"] > 0
     assert (workdir / "prompts_heldout.png").is_file()
 

@@ -63,3 +63,16 @@ def test_score_images_averages_and_rejects_bad_shapes():
         psnr_y(pred, truth[:, :8])
     with pytest.raises(ValueError, match="shave"):
         psnr_y(pred, truth, shave=8)
+
+
+def test_lpips_to_truth_is_zero_for_the_truth_and_handles_gray_tiles():
+    from lwgen.eval.sr_report import lpips_to_truth
+    from lwgen.models.vgg import made_vgg_weights
+
+    weights = made_vgg_weights((4, 4, 8, 8, 8))
+    truth = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 1), dtype=np.uint8)
+    exact = truth.astype(np.float32) / 127.5 - 1.0
+    assert lpips_to_truth(exact, truth, weights) < 1e-6
+    noisy = exact + np.random.default_rng(1).normal(0, 0.3, exact.shape).astype(np.float32)
+    assert lpips_to_truth(noisy, truth, weights) > 1e-3
+    assert lpips_to_truth(noisy, truth, None) is None

@@ -6,10 +6,12 @@ reused when they hold the same checkpoint step), and measures per row: parameter
 64×64 input (``lwgen.eval.profile``), file bytes, ms per 64×64 image at batch 1 on one LiteRT
 thread (median of ``latency_runs``; bicubic: Pillow, one thread), PSNR-Y and SSIM on the
 held-out tiles (``lwgen.families.upscaler.score_upscaler``), the Edge TPU coverage of the
-int8_io graph (``lwgen.export.edgetpu``). LPIPS is not measured (no LPIPS network in this
-branch). It writes ``OUT/upscaler_report.json`` and ``.md`` and ``OUT/crops_NAME.png``: per row
-a held-out tile (the three bicubic does worst on) as low-res input (nearest), bicubic, float32,
-INT8 and the high-resolution truth.
+int8_io graph (``lwgen.export.edgetpu``) and the mean LPIPS (VGG16, ``lwgen.eval.lpips``; gray
+tiles repeated to RGB) of each row's enlargement against the truth, when the VGG16 weights are
+cached (``make vgg-weights``; otherwise the column is empty and the report says so). It writes
+``OUT/upscaler_report.json`` and ``.md`` and ``OUT/crops_NAME.png``: per row a held-out tile (the
+three bicubic does worst on) as low-res input (nearest), bicubic, float32, INT8 and the
+high-resolution truth.
 
 Goals (issue 13), checked on the ``x4`` workdir: INT8 ≥ +1.0 dB PSNR-Y over bicubic, ≤ 0.3 dB
 below float32, 64 → 256 in ≤ 30 ms on one thread.
@@ -26,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lwgen.data.sr_pairs import bicubic_upsample
-from lwgen.errors import LwgenError
+from lwgen.errors import LwgenError, MissingFileError
+from lwgen.eval.lpips import lpips
 from lwgen.eval.profile import profile_model
 from lwgen.export.bundle import export_workdir, load_bundle
 from lwgen.export.edgetpu import edgetpu_report
@@ -35,6 +38,7 @@ from lwgen.families.upscaler import heldout_pairs, score_upscaler, sr_module
 from lwgen.families.upscaler_export import model_name
 from lwgen.images import make_grid, save_png
 from lwgen.io import atomic_write_json, atomic_write_text
+from lwgen.models.vgg_weights import load_vgg16_weights
 from lwgen.train.checkpoint import restore_inference
 
 QUANTS = ("float32", "int8", "int8_io")
@@ -110,9 +114,34 @@ def _bicubic_row(name: str, data, runs: int) -> dict:
     }
 
 
-def workdir_rows(name: str, workdir: str, out: Path, runs: int) -> list[dict[str, Any]]:
+def lpips_weights() -> dict[str, np.ndarray] | None:
+    """The cached VGG16 + LPIPS-head weights, or None when they are not fetched."""
+    try:
+        return load_vgg16_weights()
+    except MissingFileError:
+        return None
+
+
+def lpips_to_truth(pred: np.ndarray, truth: np.ndarray, weights) -> float | None:
+    """Mean LPIPS (Zhang et al. 2018, VGG16) between enlarged tiles, float32 ``[N, H, W, C]`` in
+    ``[-1, 1]``, and the uint8 truth of the same shape; gray tiles are repeated to RGB. None
+    without ``weights``."""
+    if weights is None:
+        return None
+
+    def rgb(x: np.ndarray) -> np.ndarray:
+        return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+
+    truth = truth.astype(np.float32) / 127.5 - 1.0
+    return float(np.mean(lpips(rgb(np.clip(pred, -1.0, 1.0)), rgb(truth), weights)))
+
+
+def workdir_rows(
+    name: str, workdir: str, out: Path, runs: int, weights=None
+) -> list[dict[str, Any]]:
     """The bicubic row and the float32, int8 and int8_io rows of one workdir (see the module
-    docstring); also writes ``OUT/crops_NAME.png``."""
+    docstring), with LPIPS to the truth when ``weights`` (VGG16 + heads) are given; also writes
+    ``OUT/crops_NAME.png``."""
     restored = restore_inference(workdir)
     data = restored.config.data
     module = sr_module(restored.config)
@@ -123,8 +152,10 @@ def workdir_rows(name: str, workdir: str, out: Path, runs: int) -> list[dict[str
     rows = [{**_bicubic_row(f"{name} bicubic", data, runs), "scale": module.scale}]
     rows += [{**base, **_bundle_row(name, workdir, restored, q, out, runs)} for q in QUANTS]
     write_crops(out / f"crops_{name}.png", data, rows[1]["_pred"], rows[2]["_pred"])
+    lowres, truth = heldout_pairs(data, int(data.eval_size))
+    rows[0]["lpips"] = lpips_to_truth(bicubic_upsample(lowres, int(data.scale)), truth, weights)
     for row in rows[1:]:
-        del row["_pred"]
+        row["lpips"] = lpips_to_truth(row.pop("_pred"), truth, weights)
     return rows
 
 
@@ -174,17 +205,20 @@ def format_report(report: Mapping[str, Any]) -> str:
         "# Up-scaler report (held-out photos)",
         "",
         "| model | runtime | scale | params | MACs per 64×64 input | file bytes | ms per image "
-        "(1 thread) | PSNR-Y dB | SSIM | gain over bicubic dB | Edge TPU coverage |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "(1 thread) | PSNR-Y dB | SSIM | LPIPS | gain over bicubic dB | Edge TPU coverage |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         cells = [r["model"], r["runtime"], f"×{r['scale']}", _cell(r["params"], 0),
                  _cell(r["macs_per_64px_input"], 0), _cell(r["file_bytes"], 0),
                  _cell(r["ms_per_image"], 2), _cell(r["psnr_y_db"], 2), _cell(r["ssim"], 4),
-                 _cell(r["gain_db"], 2), _cell(r.get("edgetpu_coverage"), 2)]  # fmt: skip
+                 _cell(r.get("lpips"), 4), _cell(r["gain_db"], 2),
+                 _cell(r.get("edgetpu_coverage"), 2)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     g = report["goals"]
-    lines += ["", "LPIPS: not measured (no LPIPS network on this branch).", ""]
+    if all(r.get("lpips") is None for r in report["rows"]):
+        lines += ["", "LPIPS: not measured (no VGG16 weights cached: run `make vgg-weights`)."]
+    lines.append("")
     if g["measured"]:
         lines += [
             f"Goals ({g['workdir']}): INT8 gain over bicubic {g['int8_gain_over_bicubic_db']:+.2f} "
@@ -210,7 +244,12 @@ def upscaler_report(workdirs: Mapping[str, str], out: str, latency_runs: int = 2
       LwgenError: from restoring, exporting or scoring a workdir.
     """
     out_dir = Path(out)
-    rows = [row for n, w in workdirs.items() for row in workdir_rows(n, w, out_dir, latency_runs)]
+    weights = lpips_weights()
+    rows = [
+        row
+        for n, w in workdirs.items()
+        for row in workdir_rows(n, w, out_dir, latency_runs, weights)
+    ]
     report = {"workdirs": dict(workdirs), "rows": rows, "goals": goals(rows)}
     atomic_write_json(out_dir / "upscaler_report.json", report)
     atomic_write_text(out_dir / "upscaler_report.md", format_report(report))

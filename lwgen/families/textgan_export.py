@@ -25,7 +25,7 @@ import numpy as np
 
 from lwgen.data.captions import base_data_config, prompt_rows
 from lwgen.errors import ConfigError
-from lwgen.eval.conditional import real_reference
+from lwgen.eval.conditional import balanced_precision_recall, real_reference
 from lwgen.eval.judge import load_or_train_judge
 from lwgen.eval.metrics import class_accuracy, frechet_distance
 from lwgen.export.spec import ExportSpec, TensorSpec
@@ -83,7 +83,8 @@ def _generate_rows(generate, z: np.ndarray, cond: dict, inverse: np.ndarray) -> 
 
 
 def score_prompts(encode, generate, latent_dim: int, data_config, per_class: int, cache_dir=None):
-    """Class accuracy and Fréchet distance of images from held-out and training prompts.
+    """Class accuracy, Fréchet distance, precision and recall (Kynkäänniemi et al. 2019, k = 3)
+    of images from held-out and training prompts.
 
     Args:
       encode: ``prompts -> {"text" [U, D], "tokens" [U, L, D], "token_mask" [U, L]}``.
@@ -94,9 +95,10 @@ def score_prompts(encode, generate, latent_dim: int, data_config, per_class: int
       cache_dir: judge cache folder.
 
     Returns:
-      ``{"heldout_class_accuracy", "heldout_frechet_distance", "train_class_accuracy",
-      "train_frechet_distance", "generalisation_gap", "judge_heldout_accuracy",
-      "real_frechet_distance", "num_samples"}``.
+      ``{"heldout_class_accuracy", "heldout_frechet_distance", "heldout_precision",
+      "heldout_recall", "train_*" (the same four), "generalisation_gap",
+      "judge_heldout_accuracy", "real_frechet_distance", "real_precision", "real_recall",
+      "num_samples"}``.
 
     Raises:
       ConfigError: for JSONL captions (no classes to judge).
@@ -105,7 +107,7 @@ def score_prompts(encode, generate, latent_dim: int, data_config, per_class: int
         raise ConfigError("prompt evaluation needs a labelled caption source, not 'jsonl'")
     table, base = cached_table(data_config), base_data_config(data_config)
     judge = load_or_train_judge(base, cache_dir)
-    heldout_features, real_distance = real_reference(judge, base, per_class)
+    heldout_features, references = real_reference(judge, base, per_class)
     metrics = {"judge_heldout_accuracy": judge.heldout_accuracy}
     for split in ("heldout", "train"):
         rows, labels = cycled_rows(prompt_rows(table, split, judge.module.num_classes), per_class)
@@ -113,12 +115,14 @@ def score_prompts(encode, generate, latent_dim: int, data_config, per_class: int
         z = np.random.default_rng([0, 0]).standard_normal((len(rows), latent_dim), np.float32)
         images = _generate_rows(generate, z, encode(unique.tolist()), inverse)
         metrics[f"{split}_class_accuracy"] = class_accuracy(judge.logits(images), labels)
-        distance = frechet_distance(judge.features(images), heldout_features)
-        metrics[f"{split}_frechet_distance"] = distance
+        features = judge.features(images)
+        metrics[f"{split}_frechet_distance"] = frechet_distance(features, heldout_features)
+        scores = balanced_precision_recall(heldout_features, features)
+        metrics.update({f"{split}_{name}": value for name, value in scores.items()})
     metrics["generalisation_gap"] = (
         metrics["train_class_accuracy"] - (metrics["heldout_class_accuracy"])
     )
-    return {**metrics, "real_frechet_distance": real_distance, "num_samples": int(len(rows))}
+    return {**metrics, **references, "num_samples": int(len(rows))}
 
 
 def _table_encode(table):
