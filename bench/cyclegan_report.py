@@ -64,7 +64,7 @@ ROWS = (  # (row name, workdir, quant)
     ("student INT8 (PTQ)", "student", "int8_io"),
     ("student QAT INT8", "student_qat", "int8_io"),
 )
-METRICS = ("target_rate", "frechet", "cycle_l1")
+METRICS = ("target_rate", "frechet", "precision", "recall", "cycle_l1")
 DIRECTIONS = ("a2b", "b2a")
 MACS_GOAL, RATE_GOAL, FRECHET_GOAL = 0.1, 0.9, 1.3
 BIG_CALIBRATION = 200
@@ -211,8 +211,9 @@ def markdown(result: dict[str, Any]) -> str:
         "# CycleGAN report: Fashion-MNIST sneaker ↔ ankle boot (32×32)",
         "",
         f"| model | params | MACs/image | file bytes | ms/image 32² | ms/image {big}² | "
-        "target rate a2b / b2a | Fréchet a2b / b2a | cycle L1 a2b / b2a | Edge TPU coverage |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "target rate a2b / b2a | Fréchet a2b / b2a | precision a2b / b2a | recall a2b / b2a | "
+        "cycle L1 a2b / b2a | Edge TPU coverage |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         m = row["metrics"]

@@ -37,7 +37,7 @@ from lwgen.train.checkpoint import restore_inference
 from lwgen.train.loop import LOG_FILE, train
 
 BENCHMARK_LINE = re.compile(r"median ([0-9.]+) ms/image, p90 ([0-9.]+) ms/image")
-METRICS = ("target_rate", "frechet", "cycle_l1")
+METRICS = ("target_rate", "frechet", "precision", "recall", "cycle_l1")
 
 
 def generator_macs(config: ml_collections.ConfigDict, variables) -> dict[str, int]:
@@ -109,8 +109,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['wall_s']['total']:.0f} s.",
         "",
         "| model | runtime | MACs/image | a2b target rate | b2a target rate | a2b Fréchet | "
-        "b2a Fréchet | a2b cycle L1 | b2a cycle L1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "b2a Fréchet | a2b precision | b2a precision | a2b recall | b2a recall | a2b cycle L1 | "
+        "b2a cycle L1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         m = row["metrics"]

@@ -13,10 +13,12 @@ Evaluation translates every held-out image of each domain (the Fashion-MNIST tes
 - with a class-labelled source (``fashion_unpaired``), using the Fashion-MNIST judge
   (``lwgen.eval.judge``): ``{dir}_target_rate``, the fraction of translations the judge assigns to
   the target class, and ``{dir}_frechet``, the Fréchet distance (Heusel et al. 2017, eq. 2) in the
-  judge's features between the translations and the real held-out target images; as references,
-  ``real_{a,b}_target_rate`` (the judge on real held-out images of each domain) and
-  ``real_frechet_{a,b}`` (the same number of real training images of the domain against the
-  held-out ones: the floor at this sample count).
+  judge's features between the translations and the real held-out target images, and
+  ``{dir}_precision`` / ``{dir}_recall`` (Kynkäänniemi et al. 2019, k = 3, same features and
+  sets); as references, ``real_{a,b}_target_rate`` (the judge on real held-out images of each
+  domain) and ``real_frechet_{a,b}``, ``real_precision_{a,b}``, ``real_recall_{a,b}`` (the same
+  number of real training images of the domain against the held-out ones: the floor at this
+  sample count).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from lwgen.data import load_source
 from lwgen.data.source import to_unit_range
 from lwgen.data.unpaired import FASHION_ANKLE_BOOT, FASHION_SNEAKER
+from lwgen.eval.conditional import balanced_precision_recall
 from lwgen.eval.judge import as_data_config, load_or_train_judge
 from lwgen.eval.metrics import frechet_distance
 from lwgen.families import cyclegan_core as core
@@ -121,13 +124,18 @@ def _judged(judge, data_config, images, outputs) -> dict[str, float]:
         metrics[f"real_{domain}_target_rate"] = float(
             np.mean(judge.logits(images[domain]).argmax(1) == classes[domain])
         )
-        metrics[f"real_frechet_{domain}"] = frechet_distance(judge.features(floor), real)
+        floor_features = judge.features(floor)
+        metrics[f"real_frechet_{domain}"] = frechet_distance(floor_features, real)
+        references = balanced_precision_recall(real, floor_features)
+        metrics.update({f"real_{name}_{domain}": v for name, v in references.items()})
     for direction, target in (("a2b", "b"), ("b2a", "a")):
         translated = outputs[direction]
         hits = judge.logits(translated).argmax(1) == classes[target]
         metrics[f"{direction}_target_rate"] = float(np.mean(hits))
-        real = judge.features(images[target])
-        metrics[f"{direction}_frechet"] = frechet_distance(judge.features(translated), real)
+        real, features = judge.features(images[target]), judge.features(translated)
+        metrics[f"{direction}_frechet"] = frechet_distance(features, real)
+        scores = balanced_precision_recall(real, features)
+        metrics.update({f"{direction}_{name}": value for name, value in scores.items()})
     return metrics
 
 
