@@ -222,3 +222,20 @@ def test_text_report_tables_and_goals(scratch, tmp_path):
     assert report["runs"][0]["generator"]["macs"] > 0
     assert "| digits | film | minilm | Pi (TFLite) |" in result.stdout
     assert "encoder float16 min cosine" in result.stdout
+
+
+def test_family_sample_draws_held_out_prompts_of_each_label(demo):
+    """``Family.sample`` (what the projector draws) gives one image per label from that class's
+    held-out paraphrases; the judged data behind captions is the captioned source's."""
+    from lwgen.eval.conditional import judged_data_config
+    from lwgen.families.registry import get_family
+    from lwgen.train.checkpoint import restore_inference
+
+    restored = restore_inference(str(demo[0]))
+    labels = np.array([0, 0, 7, 7])
+    images = get_family("textgan").sample(restored.config, restored.variables, labels, seed=0)
+    assert images.shape == (4, *restored.config.model.generator.image_shape)
+    assert images.dtype == np.float32
+    assert np.abs(images).max() <= 1.0
+    assert not np.allclose(images[0], images[2])  # another class's prompt, another image
+    assert judged_data_config(restored.config.data).source == "digits"

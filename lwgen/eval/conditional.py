@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lwgen.data import load_source
+from lwgen.data.captions import base_data_config
 from lwgen.data.distill_set import real_data_config
 from lwgen.data.prior import prior_inputs
 from lwgen.data.source import to_unit_range
@@ -212,11 +213,14 @@ def judged_data_config(data_config: Mapping) -> Mapping:
     """The real data a workdir's generator is judged against.
 
     A distillation student's ``data`` group names the teacher's set; it is judged against the
-    real data behind that set (``data.real_source``), like its teacher.
+    real data behind that set (``data.real_source``), like its teacher. A captioned source
+    (``source = "captions"``) is judged against the images under the captions.
 
     Raises:
       ValueError: for a distillation set without ``data.real_source``.
     """
+    if data_config.get("source", None) == "captions":
+        return base_data_config(data_config)
     if data_config.get("source", None) != "distill":
         return data_config
     real = real_data_config(data_config)

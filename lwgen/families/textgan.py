@@ -214,5 +214,6 @@ FAMILY = register(
         export_specs=textgan_export.export_specs,
         bundle_fields=textgan_export.bundle_fields,
         evaluate_bundle=textgan_export.evaluate_bundle,
+        sample=textgan_export.sample,
     )
 )

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lwgen.data.captions import base_data_config, prompt_rows
-from lwgen.errors import ConfigError
+from lwgen.errors import ConfigError, DataError
 from lwgen.eval.conditional import balanced_precision_recall, real_reference
 from lwgen.eval.judge import load_or_train_judge
 from lwgen.eval.metrics import class_accuracy, frechet_distance
@@ -69,6 +69,23 @@ def sample_grid(config, variables) -> tuple[np.ndarray, int]:
     rows = np.repeat(firsts, GRID_PER_ROW)
     latent_dim = config.model.generator.latent_dim
     return _jax_generate(config, variables)(prompt_inputs(table, rows, latent_dim, 0)), len(firsts)
+
+
+def sample(config, variables, labels: np.ndarray, seed: int) -> np.ndarray:
+    """One EMA-generator image per label (``Family.sample``, e.g. for the embedding projector),
+    sample ``i`` from held-out paraphrase ``i mod n_k`` of its class ``k``: float32
+    ``[len(labels), H, W, C]`` in [-1, 1].
+
+    Raises:
+      DataError: if a requested class has no held-out caption.
+    """
+    table, labels = cached_table(config.data), np.asarray(labels)
+    per_class = prompt_rows(table, "heldout", int(labels.max()) + 1)
+    if not all(per_class[k] for k in np.unique(labels)):
+        raise DataError("every sampled class needs a held-out caption")
+    rows = np.asarray([per_class[k][i % len(per_class[k])] for i, k in enumerate(labels)])
+    inputs = prompt_inputs(table, rows, config.model.generator.latent_dim, seed)
+    return np.clip(_jax_generate(config, variables)(inputs), -1.0, 1.0)
 
 
 def _generate_rows(generate, z: np.ndarray, cond: dict, inverse: np.ndarray) -> np.ndarray:
