@@ -164,7 +164,7 @@ def test_rounds_halve_and_resume_as_normal_workdirs(teacher, tmp_path):
     assert restore_inference(first).step == step == 2
 
 
-@pytest.mark.parametrize("method", ["unstructured", "qat"])
+@pytest.mark.parametrize("method", [pytest.param("unstructured", marks=pytest.mark.slow), "qat"])
 def test_core_compression_applies_to_the_denoiser(teacher, tmp_path, method):
     out = str(tmp_path / method)
     compress_workdir(teacher, out, method, 0.5, 2, network="denoiser")

@@ -102,7 +102,7 @@ def test_objective_without_real_data_uses_the_batch_as_is():
         (lambda c: c.distill.update(feature_layer_weights=(1.0,)), "num_blocks=2"),
         (lambda c: c.data.update(real_source=None), "needs data.real_source"),
         (lambda c: c.distill.update(pixel=-1.0), "pixel must be a finite number"),
-        (lambda c: c.model.update(family="stylegan"), "'dcgan', 'diffusion', 'textgan', 'tinygan'"),
+        (lambda c: c.model.update(family="stylegan"), "'dcgan', 'diffusion', 'style', 'textgan'"),
     ],
 )
 def test_bad_student_configs_are_rejected(change, match):
