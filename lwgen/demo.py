@@ -27,7 +27,27 @@ from lwgen.export.bundle import export_workdir
 from lwgen.io import atomic_write_json, atomic_write_text
 from lwgen.train.loop import LOG_FILE, train
 
-_BENCHMARK_LINE = re.compile(r"median ([0-9.]+) ms/image, p90 ([0-9.]+) ms/image")
+BENCHMARK_LINE = re.compile(r"median ([0-9.]+) ms/image, p90 ([0-9.]+) ms/image")
+
+
+def run_pi_infer(
+    pi_script: str, args: list[str], pattern: re.Pattern | None = None
+) -> re.Match | None:
+    """Runs ``export/pi_infer.py ARGS`` in a fresh interpreter, as on the device.
+
+    Returns:
+      The match of ``pattern`` in the script's stdout (None without a pattern).
+
+    Raises:
+      RuntimeError: if the script fails, or prints no line matching ``pattern`` (its stderr is
+        included).
+    """
+    command = [sys.executable, pi_script, *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    match = None if pattern is None else pattern.search(result.stdout)
+    if result.returncode != 0 or (pattern is not None and match is None):
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr}")
+    return match
 
 
 def run_pi_script(
@@ -49,22 +69,20 @@ def run_pi_script(
     Raises:
       RuntimeError: if the script fails or prints no benchmark line (its stderr is included).
     """
-    command = [
-        sys.executable,
+    match = run_pi_infer(
         pi_script,
-        f"--bundle={bundle_dir}",
-        f"--labels={','.join(map(str, labels))}",
-        f"--num={args['num']}",
-        f"--seed={args['seed']}",
-        f"--threads={args['threads']}",
-        f"--benchmark={args['benchmark']}",
-        f"--out={out_png}",
-        f"--npy={out_npz}",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    match = _BENCHMARK_LINE.search(result.stdout)
-    if result.returncode != 0 or match is None:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr}")
+        [
+            f"--bundle={bundle_dir}",
+            f"--labels={','.join(map(str, labels))}",
+            f"--num={args['num']}",
+            f"--seed={args['seed']}",
+            f"--threads={args['threads']}",
+            f"--benchmark={args['benchmark']}",
+            f"--out={out_png}",
+            f"--npy={out_npz}",
+        ],
+        BENCHMARK_LINE,
+    )
     return {
         "median_ms": float(match.group(1)),
         "p90_ms": float(match.group(2)),

@@ -14,9 +14,6 @@ and ``report.md``. Every stage resumes.
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -27,6 +24,7 @@ from PIL import Image
 from lwgen import images as image_grid
 from lwgen.console import log_to_file
 from lwgen.data.source import to_unit_range
+from lwgen.demo import BENCHMARK_LINE, run_pi_infer
 from lwgen.eval.profile import profile_model
 from lwgen.export.bundle import export_workdir
 from lwgen.families import cyclegan_core as core
@@ -36,7 +34,6 @@ from lwgen.io import atomic_write_json, atomic_write_text
 from lwgen.train.checkpoint import restore_inference
 from lwgen.train.loop import LOG_FILE, train
 
-BENCHMARK_LINE = re.compile(r"median ([0-9.]+) ms/image, p90 ([0-9.]+) ms/image")
 METRICS = ("target_rate", "frechet", "precision", "recall", "cycle_l1")
 
 
@@ -54,13 +51,9 @@ def pi_translate(pi_script: str, bundle: str, direction: str, source: str, out: 
     Raises:
       RuntimeError: if the script fails (its stderr is included).
     """
-    command = [sys.executable, pi_script, f"--bundle={bundle}", f"--direction={direction}",
-               f"--input={source}", f"--out={out}", "--threads=1", "--benchmark=50"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    match = BENCHMARK_LINE.search(result.stdout)
-    if result.returncode != 0 or match is None:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr}")
-    return float(match.group(1))
+    args = [f"--bundle={bundle}", f"--direction={direction}", f"--input={source}",
+            f"--out={out}", "--threads=1", "--benchmark=50"]  # fmt: skip
+    return float(run_pi_infer(pi_script, args, BENCHMARK_LINE).group(1))
 
 
 def read_pngs(folder: str) -> np.ndarray:

@@ -13,8 +13,6 @@ them into ``ROOT/style_grid_int8.png`` (one row per photo: the photo, then each 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -25,6 +23,7 @@ from PIL import Image
 from lwgen import images as image_grid
 from lwgen.compress.finetune import compress_workdir
 from lwgen.console import log_to_file
+from lwgen.demo import run_pi_infer
 from lwgen.eval.style_report import ModelRow, style_report
 from lwgen.export.bundle import export_workdir
 from lwgen.families import style
@@ -136,11 +135,8 @@ def pi_grid(root: str, bundle: str, config: ml_collections.ConfigDict, pi_script
     os.makedirs(os.path.join(root, "pi_outputs"), exist_ok=True)
     for name in config.style.names:
         out = os.path.join(root, "pi_outputs", name)
-        command = [sys.executable, pi_script, f"--bundle={bundle}", f"--input={photo_dir}"]
-        command += [f"--style={name}", f"--out={out}"]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed: {done.stderr}")
+        args = [f"--bundle={bundle}", f"--input={photo_dir}", f"--style={name}", f"--out={out}"]
+        run_pi_infer(pi_script, args)
         stylized = [np.asarray(Image.open(os.path.join(out, f)), np.float32) for f in files]
         columns.append(np.stack(stylized) / 127.5 - 1.0)
     grid = np.stack(columns, axis=1).reshape(-1, size, size, 3)

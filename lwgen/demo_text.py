@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -22,6 +20,7 @@ import numpy as np
 
 from lwgen.console import log_to_file
 from lwgen.data.captions import prompt_rows
+from lwgen.demo import run_pi_infer
 from lwgen.eval.evaluate import evaluate_bundle, evaluate_workdir
 from lwgen.export.bundle import export_workdir, load_bundle
 from lwgen.families.textgan_export import bundle_encode
@@ -63,14 +62,10 @@ def run_pi_prompts(pi_script: str, bundle_dir: str, prompts: list[str], out_png:
     Raises:
       RuntimeError: if the script fails or prints no benchmark line (stderr included).
     """
-    command = [sys.executable, pi_script, f"--bundle={bundle_dir}", "--num=8", "--seed=0"]
-    command += [f"--prompt={p}" for p in prompts]
-    command += ["--threads=1", f"--benchmark={BENCHMARK_RUNS}", f"--out={out_png}"]
+    args = [f"--bundle={bundle_dir}", "--num=8", "--seed=0", *(f"--prompt={p}" for p in prompts)]
+    args += ["--threads=1", f"--benchmark={BENCHMARK_RUNS}", f"--out={out_png}"]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    match = _BENCHMARK.search(result.stdout)
-    if result.returncode != 0 or match is None:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr}")
+    match = run_pi_infer(pi_script, args, _BENCHMARK)
     return {
         "encoder_ms_per_prompt": float(match.group(1)),
         "generator_ms_per_image": float(match.group(2)),
