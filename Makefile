@@ -71,8 +71,13 @@ demo-upscaler: $(STAMP) opencv-doc vgg-weights
 
 # Text -> image: caption embeddings cached once, text-conditioned DCGAN on digits, text bundle
 # (INT8 generator + float16 MiniLM + tokenizer.json), pi_infer.py on held-out prompts.
-demo-text: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_text.py --workdir=runs/text_demo
+# Prompt -> image on digits and Fashion-MNIST, then the text report (with the tiny-Llama row).
+demo-text: $(STAMP) fashion-mnist
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_text.py --workdir=runs/text/digits
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) launch/demo_text.py --workdir=runs/text/fashion \
+		--config=configs/textgan_fashion.py --config.data.data_dir=$(FASHION_MNIST_DIR)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) bench/text_report.py --workdirs=runs/text/digits,runs/text/fashion \
+		--llama_steps=300 --out=runs/text/report
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -1,6 +1,6 @@
 """The text-to-image demo that ``make demo-text`` runs: cache, train, evaluate, export, Pi script.
 
-  python launch/demo_text.py --workdir=runs/text_demo [--config=configs/textgan_digits.py]
+  python launch/demo_text.py --workdir=runs/text/digits [--config=configs/textgan_digits.py]
       [--config.model.generator.fusion=film] [--config.num_train_steps=N]
 
 Writes ``WORKDIR/prompts_heldout.png`` (one row per held-out prompt, made by
@@ -23,7 +23,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     "Experiment config file.",
     lock_config=True,
 )
-_WORKDIR = flags.DEFINE_string("workdir", "runs/text_demo", "Output folder (resumed if it exists).")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/text/digits", "Output folder (resumed).")
 _PER_CLASS = flags.DEFINE_integer("per_class", 100, "Generated images per class and prompt split.")
 
 

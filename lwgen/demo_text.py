@@ -53,6 +53,14 @@ def encoder_cosine(bundle_dir: str, data_config: ml_collections.ConfigDict) -> d
     return {"mean": float(np.mean(cosine)), "min": float(np.min(cosine))}
 
 
+def nearest_caption_accuracy(data_config: ml_collections.ConfigDict) -> float | None:
+    """``CaptionTable.nearest_caption_accuracy`` of a labelled captioned source (None for JSONL
+    captions, which have no classes)."""
+    if data_config.captions.base == "jsonl":
+        return None
+    return cached_table(data_config).nearest_caption_accuracy()
+
+
 def run_pi_prompts(pi_script: str, bundle_dir: str, prompts: list[str], out_png: str) -> dict:
     """Runs ``pi_infer.py --prompt ...`` in a fresh interpreter (batch 1, 1 thread).
 
@@ -78,6 +86,11 @@ def format_report(report: dict[str, Any]) -> str:
     rows = [("JAX float32 (cached embeddings)", report["eval_float"])]
     rows.append(("Pi path: TFLite encoder + INT8 generator", report["eval_pi"]))
     pi, cos = report["pi_infer"], report["encoder_cosine"]
+    nearest = report.get("nearest_caption_accuracy")
+    ceiling = [] if nearest is None else [
+        f"Held-out prompts whose nearest training caption (cosine) is of their class: "
+        f"{nearest:.4f} (how far the encoder alone carries them)."
+    ]  # fmt: skip
     lines = [
         f"# lwgen text demo: {report['fusion']} fusion on {report['data']}",
         "",
@@ -94,6 +107,7 @@ def format_report(report: dict[str, Any]) -> str:
             for n, e in rows
         ),
         "",
+        *ceiling,
         f"TFLite encoder ({report['encoder_quant']}) cosine to float on held-out prompts: mean "
         f"{cos['mean']:.5f}, min {cos['min']:.5f}.",
         f"`pi_infer.py` (batch 1, 1 thread): encoder {pi['encoder_ms_per_prompt']:.2f} ms/prompt, "
@@ -145,6 +159,7 @@ def run_text_demo(
             "encoder_quant": config.export.encoder_quant,
             "encoder_cosine": encoder_cosine(bundle_dir, config.data),
             "heldout_prompts": heldout_prompts(config.data),
+            "nearest_caption_accuracy": nearest_caption_accuracy(config.data),
         }
         out_png = os.path.join(workdir, "prompts_heldout.png")
         report["pi_infer"] = run_pi_prompts(

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from lwgen.data import load_source
-from lwgen.data.captions import class_captions, read_cache, read_jsonl_captions
+from lwgen.data.captions import CaptionTable, class_captions, read_cache, read_jsonl_captions
 from lwgen.errors import DataError, MissingFileError
 from lwgen.families.textgan_prompts import ensure_caption_cache
-from lwgen.losses.gan import matching_aware_d_loss
+from lwgen.losses.gan import matching_aware_d_loss, mode_seeking_loss
 from lwgen.models.text_gan import FUSIONS, TextGenerator
 from tests.conftest import ROOT, load_script
 from tests.tiny import tiny_textgan_config
@@ -135,6 +135,33 @@ def test_matching_aware_loss_counts_mismatched_captions_as_fake_with_half_weight
     sp = jax.nn.softplus
     expected_ns = jnp.mean(sp(-real)) + 0.5 * (jnp.mean(sp(fake)) + jnp.mean(sp(wrong)))
     np.testing.assert_allclose(float(loss_ns), float(expected_ns), rtol=1e-6)
+
+
+def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
+    z_1, z_2 = jnp.zeros((2, 4)), jnp.full((2, 4), 2.0)  # |z_1 - z_2| = 2 per entry
+    image = jnp.zeros((2, 3, 3, 1))
+    collapsed, aux = mode_seeking_loss(image, image, z_1, z_2)
+    assert float(aux["mode_seeking_ratio"]) == 0.0 and float(collapsed) > 1e4
+    varied = image.at[0].set(1.0).at[1].set(0.5)  # ratios 1/2 and 1/4: loss mean(2, 4)
+    loss, aux = mode_seeking_loss(varied, image, z_1, z_2)
+    np.testing.assert_allclose(float(loss), 3.0, rtol=1e-4)
+    np.testing.assert_allclose(float(aux["mode_seeking_ratio"]), 0.375, rtol=1e-6)
+    wider, _ = mode_seeking_loss(2 * varied, image, z_1, z_2)
+    assert float(wider) < float(loss)
+
+
+def test_nearest_caption_accuracy_counts_heldout_prompts_nearest_their_class():
+    embeddings = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.8, 0.6], [0.2, 0.9]], np.float32)
+    table = CaptionTable(
+        captions=np.array(list("abcde")),
+        splits=np.array(["train", "train", "heldout", "heldout", "heldout"]),
+        owners=np.array([0, 1, 0, 1, 1], np.int32),
+        embeddings=embeddings,
+        tokens=np.zeros((5, 1, 2), np.float32),
+        token_mask=np.ones((5, 1), np.float32),
+        encoder_checksum="x",
+    )  # c is nearest a (right), d nearest a (wrong), e nearest b (right)
+    assert table.nearest_caption_accuracy() == pytest.approx(2 / 3)
 
 
 @pytest.fixture(scope="module")

@@ -148,6 +148,17 @@ class CaptionTable:
         """Indices of the captions of ``split``."""
         return np.flatnonzero(self.splits == split)
 
+    def nearest_caption_accuracy(self) -> float:
+        """How far the encoder alone carries the held-out prompts: the fraction of held-out
+        template captions whose nearest training caption (cosine of the sentence embeddings)
+        describes the same class. A text-conditioned generator that maps a new prompt by its
+        similarity to the training captions cannot be expected to beat it. Labelled sources only.
+        """
+        train, heldout = self.select("train"), self.select("heldout")
+        unit = self.embeddings / np.linalg.norm(self.embeddings, axis=-1, keepdims=True)
+        nearest = train[np.argmax(unit[heldout] @ unit[train].T, axis=-1)]
+        return float(np.mean(self.owners[nearest] == self.owners[heldout]))
+
 
 def cache_path(data_config: Mapping) -> str:
     """The cache file of a captioned data config: ``CACHE_DIR/NAME-ENCODER-L<max_tokens>.npz``

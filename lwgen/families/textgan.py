@@ -28,7 +28,7 @@ from lwgen.families.textgan_prompts import (
     ensure_caption_cache,
     generator_module,
 )
-from lwgen.losses.gan import gan_losses, matching_aware_d_loss
+from lwgen.losses.gan import gan_losses, matching_aware_d_loss, mode_seeking_loss
 from lwgen.models.text_gan import FUSIONS, TextDiscriminator, TextGenerator
 from lwgen.train.state import NetworkState, TrainState, create_train_state
 from lwgen.train.steps import AXIS, pmean_metrics, sample_keys, update_ema, update_network
@@ -83,8 +83,20 @@ def _d_logits(apply, network: NetworkState, params, x, text, train: bool):
     return apply(variables, x, text, train=False), network.collections
 
 
-def text_step(state: TrainState, batch, *, trainer: Trainer, loss: str, ema_decay: float):
+def text_step(
+    state: TrainState,
+    batch,
+    *,
+    trainer: Trainer,
+    loss: str,
+    ema_decay: float,
+    mode_seeking_weight: float = 0.0,
+):
     """One matching-aware D update, then one G update, on this device's shard.
+
+    With ``mode_seeking_weight > 0`` G also runs on a second latent per caption and adds that
+    weight times the mode-seeking loss (``lwgen.losses.gan.mode_seeking_loss``, MSGAN eq. 3),
+    which keeps G from ignoring ``z`` (one image per prompt). D sees only the first latents.
 
     Args:
       state: replicated `TrainState` (``generator``, ``discriminator``).
@@ -93,22 +105,27 @@ def text_step(state: TrainState, batch, *, trainer: Trainer, loss: str, ema_deca
       trainer: the bound `Trainer`.
       loss: ``"hinge"`` or ``"non_saturating"``.
       ema_decay: decay of the generator EMA.
+      mode_seeking_weight: ``λ_ms`` of MSGAN eq. 3 (0 turns the second latent off).
 
     Returns:
       The new state and device-averaged metrics.
     """
     g, d = state.networks[G], state.networks[D]
     real, text = batch["image"], batch["text"]
-    latent_dim = trainer.modules[G].latent_dim
-    z = normal_latents(sample_keys(state.rng, state.step, real.shape[0]), latent_dim)
-    cond = tuple(batch[k] for k in COND_KEYS)
+    latent_dim, num = trainer.modules[G].latent_dim, real.shape[0]
+    keys = sample_keys(state.rng, state.step, num)
+    z, cond = normal_latents(keys, latent_dim), tuple(batch[k] for k in COND_KEYS)
+    if mode_seeking_weight:
+        z2 = normal_latents(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), latent_dim)
+        z, cond = jnp.concatenate([z, z2]), tuple(jnp.concatenate([c, c]) for c in cond)
 
     def generate(params):
         return trainer.applies[G](
             g.variables(params), z, *cond, train=True, mutable=["batch_stats"]
         )
 
-    fake, pullback, g_collections = jax.vjp(generate, g.params, has_aux=True)
+    images, pullback, g_collections = jax.vjp(generate, g.params, has_aux=True)
+    fake = images[:num]
 
     def d_loss_fn(params):
         x = jnp.concatenate([real, jax.lax.stop_gradient(fake), real])
@@ -120,13 +137,16 @@ def text_step(state: TrainState, batch, *, trainer: Trainer, loss: str, ema_deca
     (_, (d_metrics, d_collections)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d.params)
     d = update_network(d, grads, trainer.optimizers[D], d_collections)
 
-    def g_loss_fn(fake):
-        logits, _ = _d_logits(trainer.applies[D], d, d.params, fake, text, train=False)
+    def g_loss_fn(images):
+        logits, _ = _d_logits(trainer.applies[D], d, d.params, images[:num], text, train=False)
         total, aux = gan_losses(loss)[1](logits)
+        if mode_seeking_weight:
+            ms, ms_aux = mode_seeking_loss(images[:num], images[num:], z[:num], z[num:])
+            total, aux = total + mode_seeking_weight * ms, {**aux, **ms_aux}
         return total, {"g_loss": total, **aux}
 
-    (_, g_metrics), fake_grad = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
-    g = update_network(g, pullback(fake_grad)[0], trainer.optimizers[G], g_collections)
+    (_, g_metrics), images_grad = jax.value_and_grad(g_loss_fn, has_aux=True)(images)
+    g = update_network(g, pullback(images_grad)[0], trainer.optimizers[G], g_collections)
     new_state = state.replace(
         step=state.step + 1,
         networks={**state.networks, G: g, D: d},
@@ -151,7 +171,12 @@ def make_trainer(config: ml_collections.ConfigDict) -> Trainer:
         init=functools.partial(
             _init, seed=config.seed, max_tokens=int(config.data.captions.max_tokens)
         ),
-        step=functools.partial(text_step, loss=config.train.loss, ema_decay=o.ema_decay),
+        step=functools.partial(
+            text_step,
+            loss=config.train.loss,
+            ema_decay=o.ema_decay,
+            mode_seeking_weight=float(config.train.mode_seeking_weight),
+        ),
         inference_variables=inference_variables,
         example_inputs={G: functools.partial(textgan_export.example_inputs, config)},
     )
@@ -195,6 +220,7 @@ def textgan_config(
         cache_dir=ml_collections.FieldReference(None, field_type=str),
         jsonl=ml_collections.FieldReference(None, field_type=str), interpolate=True,
     )  # fmt: skip
+    config.train.mode_seeking_weight = 1.0  # MSGAN (Mao et al. 2019) eq. 3; 0 turns it off
     config.export.update(
         text_encoder="tflite" if encoder == "minilm" else "table",
         encoder_quant="float16",

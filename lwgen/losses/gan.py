@@ -75,6 +75,30 @@ def g_non_saturating_loss(fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
     return jnp.mean(jax.nn.softplus(-fake_logits)), {}
 
 
+def mode_seeking_loss(
+    images_1: jax.Array, images_2: jax.Array, z_1: jax.Array, z_2: jax.Array, eps: float = 1e-5
+) -> tuple[jax.Array, Aux]:
+    """Mode-seeking regulariser of MSGAN (Mao et al. 2019, "Mode Seeking Generative Adversarial
+    Networks for Diverse Image Synthesis", eq. 3), to be minimised by the generator.
+
+    For two latents ``z_1, z_2`` under the same condition, the ratio ``r = d_I(G(c, z_1),
+    G(c, z_2)) / d_z(z_1, z_2)`` (mean absolute differences) should be large: a generator that
+    ignores ``z`` (conditional mode collapse) has ``r = 0``. The loss is ``mean_i 1 / (r_i +
+    eps)``, per sample ``i`` (so that it is the same on 1 or N devices).
+
+    Args:
+      images_1, images_2: float32 ``[B, H, W, C]`` images of the same conditions.
+      z_1, z_2: float32 ``[B, Z]`` their latents.
+      eps: keeps the loss finite at ``r = 0``.
+
+    Returns:
+      Scalar loss and ``{"mode_seeking_ratio": mean r}``.
+    """
+    d_images = jnp.mean(jnp.abs(images_1 - images_2), axis=tuple(range(1, images_1.ndim)))
+    ratio = d_images / jnp.mean(jnp.abs(z_1 - z_2), axis=-1)
+    return jnp.mean(1.0 / (ratio + eps)), {"mode_seeking_ratio": jnp.mean(ratio)}
+
+
 def r1_penalty(
     discriminator_fn: Callable[[jax.Array], jax.Array], real_images: jax.Array
 ) -> tuple[jax.Array, Aux]:
