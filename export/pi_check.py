@@ -72,6 +72,8 @@ INT8_MODES = ("int8", "int8_io")
 
 # Device-side packages, pinned in setup.py; installed for Python 3.11 on glibc 2.36 (bookworm).
 DEVICE_PACKAGES = ("numpy", "Pillow", "ai-edge-litert")
+# Optional device packages a family's bundles need (text bundles tokenize the prompt on the Pi).
+FAMILY_PACKAGES = {"textgan": ("tokenizers",)}
 PYTHON_VERSION = "3.11"
 GLIBC_MINOR = (17, 36)
 
@@ -169,14 +171,15 @@ def platform_tags() -> list[str]:
     return [*tags, "manylinux2014_aarch64"]
 
 
-def device_requirements(setup_text: str) -> list[str]:
-    """``["numpy==X", "Pillow==Y", "ai-edge-litert==Z"]`` as pinned in ``setup.py``'s text.
+def device_requirements(setup_text: str, family: str | None = None) -> list[str]:
+    """``["numpy==X", "Pillow==Y", "ai-edge-litert==Z"]`` as pinned in ``setup.py``'s text, plus
+    the pins of ``family``'s optional device packages (`FAMILY_PACKAGES`).
 
     Raises:
       SetupError: if a device package is not pinned with ``==``.
     """
     requirements = []
-    for package in DEVICE_PACKAGES:
+    for package in DEVICE_PACKAGES + FAMILY_PACKAGES.get(family, ()):
         match = re.search(rf'"({re.escape(package)}==[^"\s;]+)"', setup_text)
         if match is None:
             raise SetupError(f"setup.py pins no {package}==VERSION for the device")
@@ -290,10 +293,11 @@ def ensure_qemu() -> str:
     return found
 
 
-def ensure_site_packages(cache: Path) -> Path:
-    """``CACHE/site-packages-<pins>``: the pinned aarch64 wheels for CPython 3.11, installed once
-    (downloaded to ``CACHE/wheels``, installed in a temporary folder, renamed into place)."""
-    requirements = device_requirements(SETUP_PY.read_text())
+def ensure_site_packages(cache: Path, family: str | None = None) -> Path:
+    """``CACHE/site-packages-<pins>``: the pinned aarch64 wheels for CPython 3.11 (and those of
+    ``family``'s optional packages), installed once (downloaded to ``CACHE/wheels``, installed in
+    a temporary folder, renamed into place)."""
+    requirements = device_requirements(SETUP_PY.read_text(), family)
     site = cache / ("site-packages-" + "_".join(requirements).replace("==", "-"))
     if site.is_dir():
         return site
@@ -302,6 +306,7 @@ def ensure_site_packages(cache: Path) -> Path:
         f"--python-version={PYTHON_VERSION}",
         "--implementation=cp",
         "--abi=cp" + PYTHON_VERSION.replace(".", ""),
+        "--abi=abi3",  # tokenizers ships one cp39-abi3 wheel for every CPython 3
         *(f"--platform={tag}" for tag in platform_tags()),
     ]
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
@@ -331,15 +336,16 @@ def cpu_view(cache: Path, sysroot: Path, cpu: str) -> Path:
     return view
 
 
-def setup(cache: Path) -> tuple[str, Path, Path]:
-    """``(qemu, sysroot, site-packages)``, installing or building whatever is missing."""
+def setup(cache: Path, family: str | None = None) -> tuple[str, Path, Path]:
+    """``(qemu, sysroot, site-packages)`` for ``family``'s bundles, installing or building
+    whatever is missing."""
     qemu = ensure_qemu()
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SetupError(f"cannot create the cache folder {cache}: {e}") from None
     _run(["sh", str(SYSROOT_SCRIPT), str(cache)], "export/pi_sysroot.sh")
-    return qemu, cache / "sysroot", ensure_site_packages(cache)
+    return qemu, cache / "sysroot", ensure_site_packages(cache, family)
 
 
 def expand_args(args: list[str], bundle: str, folder: Path) -> list[str]:
@@ -384,7 +390,7 @@ def check(bundle: str, cache: Path, cpus: list[str]) -> list[Row]:
     path and CPU."""
     family, quant, default_path = bundle_summary(bundle)
     calls = sequential_calls(bundle)
-    qemu, sysroot, site = setup(cache)
+    qemu, sysroot, site = setup(cache, family)
     clean = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1"}
     rows = []
     with tempfile.TemporaryDirectory(prefix="pi_check.") as tmp:

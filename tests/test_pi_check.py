@@ -97,6 +97,9 @@ def test_device_requirements_are_the_setup_py_pins():
     requirements = pi_check.device_requirements(setup_text)
     assert [r.split("==")[0] for r in requirements] == ["numpy", "Pillow", "ai-edge-litert"]
     assert all(f'"{r}"' in setup_text for r in requirements)
+    text = pi_check.device_requirements(setup_text, "textgan")
+    assert text[:3] == requirements and text[3].startswith("tokenizers==")
+    assert f'"{text[3]}"' in setup_text
     with pytest.raises(pi_check.SetupError, match="Pillow"):
         pi_check.device_requirements('"numpy==2.0", "ai-edge-litert==2.3.0"')
 

@@ -150,6 +150,19 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
     assert float(wider) < float(loss)
 
 
+def test_perturbed_text_stays_on_the_sphere_at_the_asked_distance():
+    from lwgen.families.textgan import perturbed_text
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 256)
+    text = jnp.tile(jnp.eye(1, 384), (256, 1))
+    out = perturbed_text(keys, text, 0.5)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1.0, rtol=1e-5)
+    cosine = np.asarray(out[:, 0])  # |t + n| ≈ sqrt(1 + 0.25): cosine ≈ 1 / 1.118
+    np.testing.assert_allclose(np.mean(cosine), 1 / np.sqrt(1.25), atol=0.02)
+    np.testing.assert_array_equal(out, perturbed_text(keys, text, 0.5))
+    assert not np.allclose(out[0], out[1])
+
+
 def test_nearest_caption_accuracy_counts_heldout_prompts_nearest_their_class():
     embeddings = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.8, 0.6], [0.2, 0.9]], np.float32)
     table = CaptionTable(

@@ -83,6 +83,26 @@ def _d_logits(apply, network: NetworkState, params, x, text, train: bool):
     return apply(variables, x, text, train=False), network.collections
 
 
+def perturbed_text(keys: jax.Array, text: jax.Array, noise: float) -> jax.Array:
+    """``normalize(t + n)`` with ``n ~ N(0, noise² / D · I)`` (so ``E|n| ≈ noise``), one draw per
+    sample key: a fixed-variance form of the conditioning augmentation of StackGAN (Zhang et al.
+    2017, §3.1), which samples the condition around the text embedding so that the generator
+    answers a neighbourhood of each training caption, not its point; new prompts land in it.
+
+    Args:
+      keys: ``[B, 2]`` per-sample PRNG keys (`sample_keys`).
+      text: float32 ``[B, D]`` unit sentence embeddings.
+      noise: the expected norm of ``n``.
+
+    Returns:
+      float32 ``[B, D]`` unit vectors.
+    """
+    dim = text.shape[-1]
+    n = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 2), (dim,)))(keys)
+    text = text + noise / jnp.sqrt(dim) * n
+    return text / jnp.linalg.norm(text, axis=-1, keepdims=True)
+
+
 def text_step(
     state: TrainState,
     batch,
@@ -91,12 +111,15 @@ def text_step(
     loss: str,
     ema_decay: float,
     mode_seeking_weight: float = 0.0,
+    text_noise: float = 0.0,
 ):
     """One matching-aware D update, then one G update, on this device's shard.
 
     With ``mode_seeking_weight > 0`` G also runs on a second latent per caption and adds that
     weight times the mode-seeking loss (``lwgen.losses.gan.mode_seeking_loss``, MSGAN eq. 3),
     which keeps G from ignoring ``z`` (one image per prompt). D sees only the first latents.
+    With ``text_noise > 0`` G's sentence embedding is `perturbed_text` (D judges its output
+    against the clean caption).
 
     Args:
       state: replicated `TrainState` (``generator``, ``discriminator``).
@@ -106,6 +129,7 @@ def text_step(
       loss: ``"hinge"`` or ``"non_saturating"``.
       ema_decay: decay of the generator EMA.
       mode_seeking_weight: ``λ_ms`` of MSGAN eq. 3 (0 turns the second latent off).
+      text_noise: norm of the Gaussian perturbation of G's sentence embedding (0: none).
 
     Returns:
       The new state and device-averaged metrics.
@@ -115,6 +139,8 @@ def text_step(
     latent_dim, num = trainer.modules[G].latent_dim, real.shape[0]
     keys = sample_keys(state.rng, state.step, num)
     z, cond = normal_latents(keys, latent_dim), tuple(batch[k] for k in COND_KEYS)
+    if text_noise:
+        cond = (perturbed_text(keys, cond[0], text_noise), *cond[1:])
     if mode_seeking_weight:
         z2 = normal_latents(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), latent_dim)
         z, cond = jnp.concatenate([z, z2]), tuple(jnp.concatenate([c, c]) for c in cond)
@@ -176,6 +202,7 @@ def make_trainer(config: ml_collections.ConfigDict) -> Trainer:
             loss=config.train.loss,
             ema_decay=o.ema_decay,
             mode_seeking_weight=float(config.train.mode_seeking_weight),
+            text_noise=float(config.train.text_noise),
         ),
         inference_variables=inference_variables,
         example_inputs={G: functools.partial(textgan_export.example_inputs, config)},
@@ -221,6 +248,7 @@ def textgan_config(
         jsonl=ml_collections.FieldReference(None, field_type=str), interpolate=True,
     )  # fmt: skip
     config.train.mode_seeking_weight = 1.0  # MSGAN (Mao et al. 2019) eq. 3; 0 turns it off
+    config.train.text_noise = 0.7  # see `perturbed_text`; 0 turns it off
     config.export.update(
         text_encoder="tflite" if encoder == "minilm" else "table",
         encoder_quant="float16",
