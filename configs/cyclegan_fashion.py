@@ -23,8 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.update(log_every=100, checkpoint_every=400, sample_every=600)
     config.export.quant = "int8_io"  # full-integer: the Edge TPU path
     # The student's Fréchet gap is fidelity to the teacher (recall lost, precision kept): at
-    # recon_weight 10 its L1 to the teacher's output stalls near 0.14 from step 500 on, the
-    # adversarial term pulling it towards a few safe modes. Measured (JAX float32 student,
+    # recon_weight 10 its L1 to the teacher's output stalls near 0.14 from step 500 on, while
+    # the feature and adversarial terms make up most of the loss. Measured (JAX float32 student,
     # Fréchet a2b / b2a, teacher 4.7 / 3.6): recon 10 and 1,500 steps 10.4-12.7 / 5.8; recon 50
     # 8.3 / 4.3; recon 100 9.0 / 4.9; recon 50 and 3,000 steps 6.8 / 4.3. History pools, batch
     # norm and wider depthwise-separable sampling stages at equal MACs did not help.
