@@ -167,6 +167,8 @@ def test_miniature_end_to_end_distil_export_int8_and_translate_with_pi_infer(
     state = train(student, str(tmp_path / "student"))
     assert set(state.networks) == {*core.GENERATORS, *core.DISCRIMINATORS, "mapping_ab",
                                    "mapping_ba"}  # fmt: skip
+    # the student's discriminators see its translations through full history pools
+    assert all(bool(jnp.all(state.extras[f"pool_{d}"]["count"] == 4)) for d in "ab")
     bundle = str(tmp_path / "bundle")
     metadata = export_workdir(str(tmp_path / "student"), bundle, quant="int8")
     assert set(metadata["models"]) == set(core.GENERATORS)

@@ -99,7 +99,7 @@ def tiny_unpaired_folder(out_dir: str) -> str:
 def tiny_cyclegan_config(folder: str, num_train_steps: int = 4, teacher_workdir=None):
     """Width-4 ResNet generators (one block) and one-layer PatchGANs on 16×16 crops of a tiny
     unpaired folder, batch 8, a pool of 4 (full after one step); with ``teacher_workdir``, a
-    width-2 separable student of it."""
+    width-2 student of it, depthwise-separable throughout."""
     from lwgen.families.cyclegan import cyclegan_config
     from lwgen.families.cyclegan_student import student_config
 
@@ -111,7 +111,7 @@ def tiny_cyclegan_config(folder: str, num_train_steps: int = 4, teacher_workdir=
     config.train.update(log_every=1, checkpoint_every=2, sample_every=100, keep_checkpoints=5)
     config.export.update(min_psnr=10.0, num_calibration=200)
     if teacher_workdir is not None:
-        student = dict(base_width=2, separable=True)
+        student = dict(base_width=2, separable=True, separable_sampling=True)
         config = student_config(config, teacher_workdir, student, num_train_steps)
     return config
 

@@ -204,7 +204,8 @@ def cyclegan_config(
     config.model = dict(
         family="cyclegan",
         generator=dict(kind="resnet", base_width=base_width, width_mult=1.0,
-                       num_blocks=num_blocks, num_downs=5, norm="instance", separable=False),
+                       num_blocks=num_blocks, num_downs=5, norm="instance", separable=False,
+                       separable_sampling=False),
         discriminator=dict(base_width=base_width, width_mult=1.0, num_layers=num_layers,
                            norm="instance"),
     )  # fmt: skip

@@ -157,6 +157,18 @@ def global_pool_query(pool, images, key):
     return lax.dynamic_slice_in_dim(out, lax.axis_index(AXIS) * local, local), pool
 
 
+def through_pool(state: TrainState, extras: dict[str, Any], domain: str, fake: jax.Array):
+    """``(images for the discriminator of domain, updated extras)``: ``fake`` drawn through
+    ``extras["pool_<domain>"]`` (`global_pool_query`, with a key from the state's RNG, the step
+    and the domain) when the state keeps that pool, else ``fake`` itself."""
+    name = f"pool_{domain}"
+    if name not in extras:
+        return fake, extras
+    key = jax.random.split(jax.random.fold_in(state.rng, state.step))["ab".index(domain)]
+    out, pool = global_pool_query(extras[name], fake, key)
+    return out, {**extras, name: pool}
+
+
 def _generator_losses(trainer, nets, batch, weights):
     """The loss of both generators jointly, as a function of their params."""
     real_a, real_b = batch["image_a"], batch["image_b"]
@@ -206,14 +218,9 @@ def cycle_step(
         nets[name] = update_network(
             nets[name], grads[name], trainer.optimizers[name], collections[name]
         )
-    keys = dict(zip("ab", jax.random.split(jax.random.fold_in(state.rng, state.step)), strict=True))
     extras = dict(state.extras)
     for domain, d_name in (("a", D_A), ("b", D_B)):
-        fake = lax.stop_gradient(fakes[domain])
-        if f"pool_{domain}" in extras:
-            fake, extras[f"pool_{domain}"] = global_pool_query(
-                extras[f"pool_{domain}"], fake, keys[domain]
-            )
+        fake, extras = through_pool(state, extras, domain, lax.stop_gradient(fakes[domain]))
         nets[d_name], d_loss, d_aux = d_update(
             trainer, d_name, nets[d_name], batch[f"image_{domain}"], fake
         )
@@ -243,15 +250,19 @@ def init_variables(config: ml_collections.ConfigDict, seed: int) -> dict[str, An
     return jax.jit(init)(jax.random.split(jax.random.PRNGKey(seed), 4))
 
 
+def empty_pools(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """``{"pool_a", "pool_b"}``: empty pools of ``config.cycle.pool_size`` images (none at 0)."""
+    if not config.cycle.pool_size:
+        return {}
+    pool = empty_pool(image_shape(config), int(config.cycle.pool_size))
+    return {"pool_a": pool, "pool_b": jax.tree.map(jnp.copy, pool)}
+
+
 def _init(trainer: Trainer, config: ml_collections.ConfigDict) -> TrainState:
     """Step-0 state: the four networks from ``config.seed``, empty pools."""
     run_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
-    extras = {}
-    if config.cycle.pool_size:
-        pool = empty_pool(image_shape(config), int(config.cycle.pool_size))
-        extras = {"pool_a": pool, "pool_b": jax.tree.map(jnp.copy, pool)}
     variables = init_variables(config, config.seed)
-    return create_train_state(run_key, variables, trainer.optimizers, extras=extras)
+    return create_train_state(run_key, variables, trainer.optimizers, extras=empty_pools(config))
 
 
 def inference_variables(state: TrainState) -> dict[str, Any]:

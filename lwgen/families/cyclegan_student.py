@@ -11,7 +11,8 @@ teacher ``G`` on the same input ``x``:
   generators' ``return_features`` points;
 - the least-squares adversarial loss (eq. 4) against discriminators initialised from the
   teacher's (``discriminator_a``, ``discriminator_b``), which keep training on real target images
-  against the student's translations.
+  against the student's translations, drawn through history pools of ``cycle.pool_size`` images
+  as the teacher's were (none at 0).
 
 ``L = L_GAN + recon_weight · L_recon + distill_weight · L_distill``. The config is a CycleGAN
 config whose ``model.generator`` is the student's and whose ``teacher`` group holds ``workdir``,
@@ -102,8 +103,8 @@ def distill_step(
     """One distillation step of both student directions on this device's shard.
 
     Args:
-      state: replicated `TrainState` with the student generators, their mappings and the two
-        discriminators.
+      state: replicated `TrainState` with the student generators, their mappings, the two
+        discriminators and the pools (if any) in ``extras``.
       batch: ``image_a``, ``image_b`` float32 ``[b, H, W, C]`` in ``[-1, 1]``.
       trainer: the bound `Trainer` (``frozen["teacher_generator_ab"]``, ...).
       teachers: the teacher generator module per student network name.
@@ -113,7 +114,7 @@ def distill_step(
       The new state and device-averaged metrics per direction (``a2b_g_loss``, ``a2b_recon``,
       ``a2b_distill``, ``a2b_adv``, ``a2b_d_loss``, ... ``b2a_*``).
     """
-    nets, metrics = dict(state.networks), {}
+    nets, extras, metrics = dict(state.networks), dict(state.extras), {}
     for direction, (name, d_name, source, target) in core.DIRECTIONS.items():
         x = batch[source]
         frozen = trainer.frozen[TEACHER_PREFIX + name]
@@ -125,10 +126,12 @@ def distill_step(
         nets[name] = update_network(nets[name], grads[name], trainer.optimizers[name], collections)
         mapping = MAPPINGS[name]
         nets[mapping] = update_network(nets[mapping], grads[mapping], trainer.optimizers[mapping])
-        fake = jax.lax.stop_gradient(out)
+        domain = target[-1]
+        fake, extras = core.through_pool(state, extras, domain, jax.lax.stop_gradient(out))
         nets[d_name], d_loss, _ = core.d_update(trainer, d_name, nets[d_name], batch[target], fake)
         metrics.update({f"{direction}_{k}": v for k, v in {**aux, "d_loss": d_loss}.items()})
-    return state.replace(step=state.step + 1, networks=nets), pmean_metrics(metrics)
+    new_state = state.replace(step=state.step + 1, networks=nets, extras=extras)
+    return new_state, pmean_metrics(metrics)
 
 
 def _init(trainer: Trainer, config: ml_collections.ConfigDict, mapping_widths) -> TrainState:
@@ -144,7 +147,8 @@ def _init(trainer: Trainer, config: ml_collections.ConfigDict, mapping_widths) -
         key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 100 + i)
         variables[name] = FeatureMappings(mapping_widths).init(key, features)
     run_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
-    return create_train_state(run_key, variables, trainer.optimizers)
+    extras = core.empty_pools(config)
+    return create_train_state(run_key, variables, trainer.optimizers, extras=extras)
 
 
 def make_student_trainer(config: ml_collections.ConfigDict) -> Trainer:

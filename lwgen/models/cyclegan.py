@@ -7,7 +7,8 @@
   (``lwgen.models.layers.Upsample2x``, Odena et al. 2016), so export has no TRANSPOSE_CONV.
   ``separable`` replaces each 3×3 conv of the residual blocks by a depthwise 3×3 and a pointwise
   1×1 conv (Howard et al. 2017, MobileNets §3.1), as the GAN Compression students do (Li et al.
-  2020, §3.4).
+  2020, §3.4); ``separable_sampling`` does the same to the two downsampling and two upsampling
+  convs (the upsampling one pointwise-first, at the input resolution).
 * `UnetGenerator`: Isola et al. 2017 ("Image-to-Image Translation with Conditional Adversarial
   Networks", §3.2.1 and App. 6.1.1): ``num_downs`` stride-2 4×4 conv encoder stages (LeakyReLU
   0.2), a mirrored decoder (ReLU) with skip connections concatenated at each level.
@@ -31,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from lwgen.models.layers import Upsample2x, normalization
+from lwgen.models.layers import Upsample2x, normalization, upsample_nearest_2x
 
 LEAK = 0.2
 
@@ -96,9 +97,19 @@ class ConvNormAct(nn.Module):
         return x
 
 
+def separable_conv(x, features: int, stride: int, activation: str, train: bool, **common):
+    """A depthwise 3×3 conv (stride ``stride``) then a pointwise 1×1 conv to ``features``, each
+    normalized (Howard et al. 2017, MobileNets §3.1): ``9·C + C·features`` MACs per output pixel
+    instead of ``9·C·features``. ``common``: ``norm`` and ``axis_name``."""
+    x = ConvNormAct(x.shape[-1], 3, stride, groups=x.shape[-1], activation="none", **common)(
+        x, train
+    )
+    return ConvNormAct(features, 1, activation=activation, **common)(x, train)
+
+
 class ResidualBlock(nn.Module):
     """``x + norm(conv(relu(norm(conv(x)))))`` with 3×3 convs (He et al. 2016; Johnson et al.
-    2016 §3), each conv depthwise + pointwise when ``separable``."""
+    2016 §3), each conv a `separable_conv` when ``separable``."""
 
     features: int
     norm: str = "instance"
@@ -108,10 +119,7 @@ class ResidualBlock(nn.Module):
     def _conv(self, x, activation: str, train: bool) -> jax.Array:
         common = dict(norm=self.norm, axis_name=self.axis_name)
         if self.separable:
-            x = ConvNormAct(x.shape[-1], 3, groups=x.shape[-1], activation="none", **common)(
-                x, train
-            )
-            return ConvNormAct(self.features, 1, activation=activation, **common)(x, train)
+            return separable_conv(x, self.features, 1, activation, train, **common)
         return ConvNormAct(self.features, 3, activation=activation, **common)(x, train)
 
     @nn.compact
@@ -122,16 +130,32 @@ class ResidualBlock(nn.Module):
 
 
 class UpNormRelu(nn.Module):
-    """2× nearest resize + 3×3 conv (`Upsample2x`), normalization, ReLU: the ``uk`` unit."""
+    """2× nearest resize + 3×3 conv (`Upsample2x`), normalization, ReLU: the ``uk`` unit.
+
+    With ``separable``, the 3×3 conv is depthwise-separable with the pointwise 1×1 conv first,
+    at the input resolution (a 1×1 conv commutes with nearest resizing, so this is the same
+    function as pointwise after the resize at a quarter of its MACs), then the resize and a
+    depthwise 3×3 conv: ``C·features / 4 + 9·features`` MACs per output pixel instead of
+    ``9·C·features``.
+    """
 
     features: int
     norm: str = "instance"
+    separable: bool = False
     axis_name: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """float32 ``[B, H, W, C]`` → ``[B, 2H, 2W, features]``."""
-        x = Upsample2x(self.features, "resize_conv", use_bias=self.norm == "none")(x, train)
+        use_bias = self.norm == "none"
+        if self.separable:
+            x = upsample_nearest_2x(nn.Conv(self.features, (1, 1), use_bias=False)(x))
+            x = nn.Conv(
+                self.features, (3, 3), padding="SAME", feature_group_count=self.features,
+                use_bias=use_bias,
+            )(x)  # fmt: skip
+        else:
+            x = Upsample2x(self.features, "resize_conv", use_bias=use_bias)(x, train)
         return nn.relu(normalization(self.norm, train, self.axis_name)(x))
 
 
@@ -145,6 +169,9 @@ class ResnetGenerator(nn.Module):
       num_blocks: residual blocks at 1/4 resolution (9 at 256² in the paper, 6 at 128²).
       norm: a ``NORMS`` choice.
       separable: depthwise-separable residual blocks.
+      separable_sampling: depthwise-separable downsampling (`separable_conv`, stride 2) and
+        upsampling (`UpNormRelu`) convs too: at small images and widths these full-resolution
+        stages, not the residual blocks, hold most of the MACs.
       axis_name: mapped axis for batch norm in a data-parallel step.
     """
 
@@ -154,7 +181,14 @@ class ResnetGenerator(nn.Module):
     num_blocks: int = 9
     norm: str = "instance"
     separable: bool = False
+    separable_sampling: bool = False
     axis_name: str | None = None
+
+    def _down(self, x, features: int, train: bool) -> jax.Array:
+        common = dict(norm=self.norm, axis_name=self.axis_name)
+        if self.separable_sampling:
+            return separable_conv(x, features, 2, "relu", train, **common)
+        return ConvNormAct(features, 3, 2, **common)(x, train)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
@@ -168,15 +202,14 @@ class ResnetGenerator(nn.Module):
         k = scaled(self.base_width, self.width_mult)
         common = dict(norm=self.norm, axis_name=self.axis_name)
         h = ConvNormAct(k, 7, **common)(x, train)
-        h = ConvNormAct(2 * k, 3, 2, **common)(h, train)
-        h = ConvNormAct(4 * k, 3, 2, **common)(h, train)
+        h = self._down(self._down(h, 2 * k, train), 4 * k, train)
         features = [h]
         for _ in range(self.num_blocks):
             h = ResidualBlock(4 * k, separable=self.separable, **common)(h, train)
         features.append(h)
-        h = UpNormRelu(2 * k, **common)(h, train)
+        h = UpNormRelu(2 * k, separable=self.separable_sampling, **common)(h, train)
         features.append(h)
-        h = UpNormRelu(k, **common)(h, train)
+        h = UpNormRelu(k, separable=self.separable_sampling, **common)(h, train)
         out = jnp.tanh(nn.Conv(self.channels, (7, 7), padding=3)(h))
         return (out, features) if return_features else out
 
