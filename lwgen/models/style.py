@@ -7,9 +7,10 @@ blocks, two ×2 upsamplings and a 9×9 conv to RGB with ``tanh``. Every conv but
 followed by `ConditionalInstanceNorm` and ReLU (or ReLU6). Upsampling is a nearest resize then a
 3×3 conv (``lwgen.models.layers.Upsample2x`` in ``"resize_conv"`` mode: no checkerboard
 artefacts, Odena et al. 2016, and RESIZE_NEAREST_NEIGHBOR + CONV_2D instead of TRANSPOSE_CONV in
-TFLite). The style enters as a float one-hot vector; with ``num_styles=1`` it is the single-style network. The
-network is fully convolutional: any ``H, W`` divisible by 4. Convolutions followed by instance
-norm have no bias (the norm removes it; its gradient would be rounding noise that Adam amplifies).
+TFLite). The style enters as a float one-hot vector; with ``num_styles=1`` it is the
+single-style network. The network is fully convolutional: any ``H, W`` divisible by 4.
+Convolutions followed by instance norm have no bias (the norm removes it; its gradient would be
+rounding noise that Adam amplifies).
 `equalize_norm_inputs` rescales those convs for INT8 export without changing the float function.
 """
 
