@@ -9,13 +9,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from lwgen.errors import ConfigError, DataError, MissingFileError
 from lwgen.eval.lpips import lpips
 from lwgen.losses import perceptual
 from lwgen.models import vgg_weights
 from lwgen.models.layers import ConditionalInstanceNorm
-from lwgen.models.style import TransformerNet
+from lwgen.models.style import TransformerNet, equalize_norm_inputs
 from lwgen.models.vgg import (
     VGG16_WIDTHS,
     VGG19_BLOCKS,
@@ -184,3 +185,31 @@ def test_keras_vgg19_weights_load_into_a_vgg19_feature_network(tmp_path):
     (tmp_path / "bad.h5").write_bytes(b"not hdf5")
     with pytest.raises(DataError, match="not a Keras VGG19"):
         vgg_weights.load_keras_vgg19(tmp_path / "bad.h5")
+
+
+def test_equalized_norm_inputs_keep_the_function_and_give_unit_channel_spread():
+    net = TransformerNet(num_styles=2, widths=(4, 8, 8), num_res_blocks=1, activation="relu6")
+    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3), minval=-1.0, maxval=1.0)
+    style = jnp.eye(2)[jnp.array([0, 1, 0, 1])]
+    variables = net.init(jax.random.PRNGKey(1), x, style)
+    # Spread the channels of every conv over two orders of magnitude (variances >> eps).
+    spread = jax.tree_util.tree_map_with_path(
+        lambda p, v: v * jnp.logspace(0.0, 2.0, v.shape[-1]) if p[-1].key == "kernel" else v,
+        variables,
+    )
+    equalized = equalize_norm_inputs(net, spread, x, style)
+    np.testing.assert_allclose(
+        net.apply(equalized, x, style), net.apply(spread, x, style), atol=2e-3
+    )
+    _, state = net.apply(
+        equalized, x, style, capture_intermediates=lambda m, _: isinstance(m, nn.Conv)
+    )
+    first = state["intermediates"]["Conv_0"]["__call__"][0]
+    rms_std = jnp.sqrt(jnp.mean(jnp.var(first, axis=(1, 2)), axis=0))
+    np.testing.assert_allclose(rms_std, 1.0, rtol=1e-3)
+    # The output conv has a bias and feeds tanh, not a norm: left as it was.
+    np.testing.assert_array_equal(
+        equalized["params"]["Conv_3"]["kernel"], spread["params"]["Conv_3"]["kernel"]
+    )
+    with pytest.raises(ValueError, match="activation"):
+        TransformerNet(activation="gelu").init(jax.random.PRNGKey(0), x, style[:, :1])

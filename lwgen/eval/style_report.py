@@ -46,7 +46,7 @@ class ModelRow:
       quant: ``"float32"`` (JAX outputs) or ``"int8"`` (outputs of ``bundle``).
       bundle: the row's INT8 bundle at the export size (int8 rows).
       time_384: also convert and time the model at 384² (an INT8 conversion calibrates on 200
-        samples at that size, minutes for the teacher on 2 cores).
+        samples at that size: minutes for the teacher, about 3 for the student on one core).
     """
 
     name: str

@@ -4,20 +4,28 @@ supplementary material's architecture table), with conditional instance norm (Du
 
 Layout: a 9×9 conv, two stride-2 3×3 convs (downsampling ×4), ``num_res_blocks`` residual
 blocks, two ×2 upsamplings and a 9×9 conv to RGB with ``tanh``. Every conv but the last is
-followed by `ConditionalInstanceNorm` and ReLU. Upsampling is a nearest resize then a 3×3 conv
-(``lwgen.models.layers.Upsample2x`` in ``"resize_conv"`` mode: no checkerboard artefacts, Odena
-et al. 2016, and RESIZE_NEAREST_NEIGHBOR + CONV_2D instead of TRANSPOSE_CONV in TFLite). The style
-enters as a float one-hot vector; with ``num_styles=1`` it is the single-style network. The
-network is fully convolutional: any ``H, W`` divisible by 4. Convolutions followed by instance
-norm have no bias (the norm removes it; its gradient would be rounding noise that Adam amplifies).
+followed by `ConditionalInstanceNorm` and ReLU (or ReLU6). Upsampling is a nearest resize then a
+3×3 conv (``lwgen.models.layers.Upsample2x`` in ``"resize_conv"`` mode: no checkerboard
+artefacts, Odena et al. 2016, and RESIZE_NEAREST_NEIGHBOR + CONV_2D instead of TRANSPOSE_CONV in
+TFLite). The style enters as a float one-hot vector; with ``num_styles=1`` it is the
+single-style network. The network is fully convolutional: any ``H, W`` divisible by 4.
+Convolutions followed by instance norm have no bias (the norm removes it; its gradient would be
+rounding noise that Adam amplifies).
+`equalize_norm_inputs` rescales those convs for INT8 export without changing the float function.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import flax
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
 from lwgen.models.layers import ConditionalInstanceNorm, Upsample2x
+
+ACTIVATIONS = {"relu": nn.relu, "relu6": nn.relu6}
 
 
 class ResidualBlock(nn.Module):
@@ -26,12 +34,13 @@ class ResidualBlock(nn.Module):
 
     features: int
     num_styles: int
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, x: jax.Array, style: jax.Array) -> jax.Array:
         """``[B, H, W, features]`` → same shape."""
         h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(x)
-        h = nn.relu(ConditionalInstanceNorm(self.num_styles)(h, style))
+        h = self.activation(ConditionalInstanceNorm(self.num_styles)(h, style))
         h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(h)
         return x + ConditionalInstanceNorm(self.num_styles)(h, style)
 
@@ -46,12 +55,17 @@ class TransformerNet(nn.Module):
         use the last); upsampling mirrors them.
       num_res_blocks: residual blocks at 1/4 resolution.
       upsample: ``lwgen.models.layers.UPSAMPLE_MODES`` entry (``"resize_conv"`` by default).
+      activation: a key of `ACTIVATIONS` after every norm: ``"relu"`` (Johnson et al.) or
+        ``"relu6"`` (Howard et al. 2017, "MobileNets", §3.1, "Body Architecture": bounded,
+        so INT8 ranges stay tight and one bright spot cannot dominate the next norm's statistics,
+        the droplet artefact of Karras et al. 2020, "StyleGAN2", §2).
     """
 
     num_styles: int = 1
     widths: tuple[int, int, int] = (32, 64, 128)
     num_res_blocks: int = 5
     upsample: str = "resize_conv"
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, image: jax.Array, style: jax.Array, train: bool = False) -> jax.Array:
@@ -66,18 +80,73 @@ class TransformerNet(nn.Module):
           float32 ``[B, H, W, 3]`` in ``[-1, 1]``.
         """
         w1, w2, w3 = self.widths
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
+                             f"{self.activation!r}")  # fmt: skip
+        act = ACTIVATIONS[self.activation]
 
         def conv_norm(x, features, kernel, strides=1):
             conv = nn.Conv(features, (kernel, kernel), strides, padding="SAME", use_bias=False)
             x = conv(x)
-            return nn.relu(ConditionalInstanceNorm(self.num_styles)(x, style))
+            return act(ConditionalInstanceNorm(self.num_styles)(x, style))
 
         x = conv_norm(image, w1, 9)
         x = conv_norm(x, w2, 3, 2)
         x = conv_norm(x, w3, 3, 2)
         for _ in range(self.num_res_blocks):
-            x = ResidualBlock(w3, self.num_styles)(x, style)
+            x = ResidualBlock(w3, self.num_styles, act)(x, style)
         for features in (w2, w1):
             x = Upsample2x(features, self.upsample, use_bias=False)(x, train=train)
-            x = nn.relu(ConditionalInstanceNorm(self.num_styles)(x, style))
+            x = act(ConditionalInstanceNorm(self.num_styles)(x, style))
         return nn.tanh(nn.Conv(3, (9, 9), padding="SAME")(x))
+
+
+def _is_norm_input_conv(path: tuple[str, ...], leaf: dict, upsample: str) -> bool:
+    """Whether the conv at ``path`` (its param dict ``leaf``) feeds a `ConditionalInstanceNorm`
+    channel by channel: every bias-free conv of `TransformerNet` does, except a ``"subpixel"``
+    upsampling conv (depth-to-space mixes its channels)."""
+    if not isinstance(leaf, dict) or set(leaf) != {"kernel"}:
+        return False
+    return not (upsample == "subpixel" and any(p.startswith("Upsample2x") for p in path))
+
+
+def equalize_norm_inputs(
+    module: TransformerNet, variables: dict, image: jax.Array, style: jax.Array
+) -> dict:
+    """Rescales every conv that feeds an instance norm so that each output channel has unit RMS
+    spatial standard deviation on ``image`` (export-time conditioning for INT8).
+
+    Instance norm is invariant to a positive per-channel scale of its input, so the float
+    function is unchanged (up to the norm's ``eps``); like cross-layer equalisation (Nagel et al.
+    2019, "Data-Free Quantization Through Weight Equalization and Bias Correction", §4.1) it
+    changes only what INT8 sees. TFLite quantizes each norm input (and its deviations, squares
+    and variances) per tensor, with a range set by the largest channel's outliers; a channel
+    with a 9× smaller spread then holds about one rounding step of signal, and the norm scales
+    that rounding noise up to unit variance. After equalisation every channel spans the range.
+
+    Args:
+      module: the network.
+      variables: its ``{"params": ...}``.
+      image: float32 ``[N, H, W, 3]`` in ``[-1, 1]`` (calibration photos).
+      style: float32 ``[N, num_styles]`` one-hot styles of ``image``.
+
+    Returns:
+      Variables of the same structure with the rescaled kernels.
+    """
+    _, state = module.apply(
+        variables, image, style, capture_intermediates=lambda m, _: isinstance(m, nn.Conv)
+    )
+    outputs = flax.traverse_util.flatten_dict(state["intermediates"])
+    flat = flax.traverse_util.flatten_dict(variables["params"], is_leaf=_has_kernel)
+    for path, leaf in flat.items():
+        if not _is_norm_input_conv(path, leaf, module.upsample):
+            continue
+        x = outputs[(*path, "__call__")][0]
+        std = jnp.sqrt(jnp.mean(jnp.var(x, axis=(1, 2)), axis=0))
+        scale = jnp.where(std > 1e-6, 1.0 / jnp.maximum(std, 1e-6), 1.0)
+        flat[path] = {"kernel": leaf["kernel"] * scale}
+    return {**variables, "params": flax.traverse_util.unflatten_dict(flat)}
+
+
+def _has_kernel(_, value) -> bool:
+    return isinstance(value, dict) and "kernel" in value
