@@ -21,8 +21,9 @@ from lwgen.families.textgan import textgan_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    """60,000 training images, cross-attention fusion, 3,000 steps at batch 64."""
-    config = textgan_config("fashion_mnist_idx", (32, 32, 1), fusion="cross_attention")
+    """60,000 training images, concatenation fusion (see ``configs/textgan_digits.py``), 3,000
+    steps at batch 64."""
+    config = textgan_config("fashion_mnist_idx", (32, 32, 1), fusion="concat")
     config.data.class_names = CLASS_NAMES
     config.num_train_steps = 3000
     config.batch_size = 64
