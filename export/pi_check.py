@@ -354,7 +354,8 @@ def expand_args(args: list[str], bundle: str, folder: Path) -> list[str]:
     fields = json.loads((Path(bundle) / "bundle.json").read_text())["fields"]
     photo = folder / "photo.png"
     ramp = np.linspace(0, 255, 64, dtype=np.uint8)
-    Image.fromarray(np.stack(np.broadcast_arrays(ramp[:, None], ramp[None], 128), -1)).save(photo)
+    gradient = np.broadcast_arrays(ramp[:, None], ramp[None], np.uint8(128))
+    Image.fromarray(np.stack(gradient, -1)).save(photo)
     names = {"first_style": (fields.get("style_names") or [""])[0], "photo": str(photo)}
     return [arg.format(**names) for arg in args]
 

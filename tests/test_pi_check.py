@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lwgen.errors import BundleError
 from tests.conftest import load_script
@@ -176,3 +177,12 @@ def test_a_sampler_s_tolerance_grows_with_its_sequential_model_calls(tmp_path):
     assert not pi_check.Row("diffusion", "int8", "XNNPACK", "cortex-a72", 1, 1, 9, calls).ok
     (tmp_path / "bundle.json").write_text(json.dumps({"fields": {"latent_dim": 64}}))
     assert pi_check.sequential_calls(str(tmp_path)) == 1
+
+
+def test_expand_args_fills_the_first_style_and_a_made_photo(tmp_path):
+    fields = {"style_names": ["starry_night", "graf1"]}
+    (tmp_path / "bundle.json").write_text(json.dumps({"family": "style", "fields": fields}))
+    args = pi_check.expand_args(pi_check.FAMILY_ARGS["style"], str(tmp_path), tmp_path)
+    assert args[:2] == ["--style", "starry_night"] and args[2] == "--input"
+    photo = np.asarray(Image.open(args[3]))
+    assert photo.shape == (64, 64, 3) and photo.dtype == np.uint8 and photo[..., 2].min() == 128
