@@ -124,7 +124,8 @@ def _time_ms(fn, k: int) -> float:
 
 
 def text_generator(args, metadata: dict[str, Any], pi: ModuleType) -> None:
-    """The ``textgan`` path of ``pi_infer``: ``--prompt`` (repeatable) → ``--num`` images each."""
+    """The ``textgan`` path of ``pi_infer``: ``--prompt`` (repeatable) → ``--num`` images each,
+    as a grid with each row's prompt (``--out``) and, with ``--npy``, the uint8 images."""
     prompts = [p.strip() for p in (args.prompt or [])]
     if not prompts or not all(prompts):
         raise ValueError('a textgan bundle needs --prompt "..." (non-empty, repeatable)')
@@ -139,12 +140,15 @@ def text_generator(args, metadata: dict[str, Any], pi: ModuleType) -> None:
     )
     inputs = {"z": z, **{k: v[rows] for k, v in cond.items()}}
     (images,) = generator.run(**{n: inputs[n] for n in names}).values()
-    images = pi.upscaled(args, images)  # --upscale UPSCALER_BUNDLE, if given
-    grid = caption_rows(pi.make_grid(pi.to_uint8(images), len(prompts), args.scale), prompts)
+    images = pi.to_uint8(pi.upscaled(args, images))  # --upscale UPSCALER_BUNDLE, if given
+    grid = caption_rows(pi.make_grid(images, len(prompts), args.scale), prompts)
     pi.atomic_write(args.out, lambda f: grid.save(f, format="PNG"))
     print(
         f"wrote {args.out}: {len(prompts)} prompts x {args.num} samples, {grid.width}x{grid.height}"
     )
+    if args.npy:  # uint8 [N, H, W, C] and each image's prompt
+        prompt_of = np.asarray(prompts)[rows]
+        pi.atomic_write(args.npy, lambda f: np.savez(f, images=images, prompts=prompt_of))
     if args.benchmark:
         encode_ms = _time_ms(lambda: encode(prompts[:1]), args.benchmark) if encoder else 0.0
         one = {n: inputs[n][:1] for n in names}

@@ -217,8 +217,13 @@ def test_table_bundle_rejects_an_unknown_prompt_listing_the_known_ones(demo, tmp
     export_workdir(str(tmp_path / "t"), str(tmp_path / "table"))
     pi_infer = load_script(PI_INFER, "pi_infer_textgan")
     out, bundle = str(tmp_path / "grid.png"), f"--bundle={tmp_path / 'table'}"
-    assert pi_infer.main([bundle, "--prompt=the numeral 7", f"--out={out}"]) == 0
+    npy = str(tmp_path / "grid.npz")
+    args = [bundle, "--prompt=the numeral 7", "--prompt=a handwritten two", "--num=3"]
+    assert pi_infer.main([*args, f"--out={out}", f"--npy={npy}"]) == 0
     assert os.path.isfile(out)
+    with np.load(npy) as saved:
+        assert saved["images"].shape == (6, 16, 16, 1) and saved["images"].dtype == np.uint8
+        assert saved["prompts"].tolist() == ["the numeral 7"] * 3 + ["a handwritten two"] * 3
     capsys.readouterr()
     assert pi_infer.main([bundle, "--prompt=a cat", f"--out={out}"]) == 2
     error = capsys.readouterr().err
