@@ -13,9 +13,9 @@ image (``lwgen.eval.profile``), encoder params, held-out- and training-prompt cl
 the nearest-caption accuracy (held-out prompts whose nearest training caption is of their
 class: how far the encoder alone carries them), Fréchet distance (held-out prompts) and, on the
 Pi path, ``pi_infer.py`` ms per prompt for the encoder and per image for the generator (batch 1,
-1 thread). A second table exports each MiniLM
-run's encoder as float16 and as dynamic-range INT8 and gives the cosine of its embeddings to the
-float encoder's on the held-out prompts, file size and ms per prompt. Goals (issue 12) are
+1 thread). A second table exports each MiniLM run's encoder as float16 and as dynamic-range INT8
+and gives the cosine of its embeddings to the float encoder's on the held-out prompts, file size
+and ms per prompt. Goals (issue 12) are
 printed as met or not met. Writes ``OUT/text_report.md`` and ``.json``; lwgen's user errors
 print one line and exit 2.
 """

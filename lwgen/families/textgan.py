@@ -34,6 +34,8 @@ from lwgen.train.state import NetworkState, TrainState, create_train_state
 from lwgen.train.steps import AXIS, pmean_metrics, sample_keys, update_ema, update_network
 
 G, D = "generator", "discriminator"
+# Streams folded into each sample's key (`sample_keys`; stream 0 is the key itself, for `z`).
+SECOND_LATENT_STREAM, TEXT_NOISE_STREAM = 1, 2
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -83,6 +85,11 @@ def _d_logits(apply, network: NetworkState, params, x, text, train: bool):
     return apply(variables, x, text, train=False), network.collections
 
 
+def stream_keys(keys: jax.Array, stream: int) -> jax.Array:
+    """``fold_in(k, stream)`` of each ``[B, 2]`` per-sample key: an independent key per sample."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, stream))(keys)
+
+
 def perturbed_text(keys: jax.Array, text: jax.Array, noise: float) -> jax.Array:
     """``normalize(t + n)`` with ``n ~ N(0, noise² / D · I)`` (so ``E|n| ≈ noise``), one draw per
     sample key: a fixed-variance form of the conditioning augmentation of StackGAN (Zhang et al.
@@ -98,7 +105,7 @@ def perturbed_text(keys: jax.Array, text: jax.Array, noise: float) -> jax.Array:
       float32 ``[B, D]`` unit vectors.
     """
     dim = text.shape[-1]
-    n = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 2), (dim,)))(keys)
+    n = jax.vmap(lambda k: jax.random.normal(k, (dim,)))(stream_keys(keys, TEXT_NOISE_STREAM))
     text = text + noise / jnp.sqrt(dim) * n
     return text / jnp.linalg.norm(text, axis=-1, keepdims=True)
 
@@ -142,7 +149,7 @@ def text_step(
     if text_noise:
         cond = (perturbed_text(keys, cond[0], text_noise), *cond[1:])
     if mode_seeking_weight:
-        z2 = normal_latents(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), latent_dim)
+        z2 = normal_latents(stream_keys(keys, SECOND_LATENT_STREAM), latent_dim)
         z, cond = jnp.concatenate([z, z2]), tuple(jnp.concatenate([c, c]) for c in cond)
 
     def generate(params):
