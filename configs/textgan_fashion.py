@@ -1,7 +1,8 @@
 """Text-conditioned DCGAN on Fashion-MNIST (IDX files) at 32×32×1, prompted in English.
 
-Captions: five training templates per class ("a photo of a sneaker", ...), three held-out
-paraphrases per class never seen in training ("a sporty running shoe", ...); all-MiniLM-L6-v2
+Captions: per class 36–48 framed names ("a photo of a pair of trainers", ...) and six
+descriptions ("footwear for running and sports", ...), written without sight of the three held-out
+paraphrases per class that training never sees ("a sporty running shoe", ...); all-MiniLM-L6-v2
 sentence embeddings cached once. Judged against the 10,000 test images.
 
   make fashion-mnist

@@ -3,6 +3,7 @@ and a miniature end to end (train, export, ``pi_infer.py --prompt``)."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,14 @@ import numpy as np
 import pytest
 
 from lwgen.data import load_source
-from lwgen.data.captions import CaptionTable, class_captions, read_cache, read_jsonl_captions
+from lwgen.data.captions import (
+    FASHION_DESCRIPTIONS,
+    FASHION_NAMES,
+    CaptionTable,
+    class_captions,
+    read_cache,
+    read_jsonl_captions,
+)
 from lwgen.errors import DataError, MissingFileError
 from lwgen.families.textgan_prompts import ensure_caption_cache
 from lwgen.losses.gan import matching_aware_d_loss, mode_seeking_loss
@@ -35,6 +43,16 @@ def test_templates_per_class_and_heldout_paraphrases_are_new(source):
     assert len(train) == len(heldout) == 10
     assert all(len(t) >= 5 for t in train) and all(len(h) >= 3 for h in heldout)
     assert not {c for t in train for c in t} & {c for h in heldout for c in h}
+
+
+def test_fashion_heldout_prompts_are_not_training_phrases_up_to_article_and_plural():
+    def core(phrase):
+        return re.sub(r"^(a pair of|an|a) ", "", phrase).removesuffix("s")
+
+    phrases = {core(p) for group in (*FASHION_NAMES, *FASHION_DESCRIPTIONS) for p in group}
+    heldout = {core(p) for group in class_captions("fashion_mnist_idx", "heldout") for p in group}
+    assert len(heldout) == 30 and not heldout & phrases
+    assert all(len(t) >= 40 for t in class_captions("fashion_mnist_idx", "train"))
 
 
 def test_caption_sampler_never_yields_a_heldout_caption(scratch):

@@ -35,13 +35,69 @@ DIGIT_TRAIN = (
     "the number {w} written by hand", "a scanned digit {w}",
 )  # fmt: skip
 DIGIT_HELDOUT = ("the numeral {d}", "a pen sketch of {w}", "someone wrote {d} on paper")
-FASHION_WORDS = (
-    "t-shirt", "pair of trousers", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+# Fashion-MNIST training material, written without sight of FASHION_HELDOUT (see
+# `class_captions`): per class, names that fit the caption frames, and descriptions by look or
+# use. Four names the writer also chose were dropped because they are held-out prompts (up to
+# article and plural): "a pair of pants", "a pair of flip-flops", "a chelsea boot",
+# "a short leather boot".
+FASHION_NAMES = (
+    ("a t-shirt", "a tee", "a tank top", "a crop top", "a sleeveless top", "a camisole",
+     "a graphic tee", "a singlet"),
+    ("a pair of trousers", "a pair of jeans", "a pair of slacks", "a pair of chinos",
+     "a pair of leggings", "a pair of sweatpants", "a pair of joggers"),
+    ("a pullover", "a sweater", "a jumper", "a knitted sweater", "a sweatshirt",
+     "a turtleneck sweater", "a crewneck jumper", "a wool pullover"),
+    ("a dress", "a sundress", "a maxi dress", "a cocktail dress", "an evening gown",
+     "a shift dress", "a frock", "a wrap dress"),
+    ("a coat", "a jacket", "an overcoat", "a raincoat", "a parka", "a trench coat",
+     "a winter coat", "a puffer jacket"),
+    ("a sandal", "a pair of sandals", "a pair of strappy sandals", "a pair of open-toed sandals",
+     "a pair of slides", "a pair of gladiator sandals", "a pair of heeled sandals"),
+    ("a shirt", "a button-up shirt", "a button-down shirt", "a collared shirt", "a blouse",
+     "a flannel shirt", "a checked shirt", "an oxford shirt"),
+    ("a sneaker", "a pair of sneakers", "a pair of trainers", "a running shoe",
+     "a pair of tennis shoes", "a pair of athletic shoes", "a pair of plimsolls",
+     "a low-top sneaker"),
+    ("a bag", "a handbag", "a purse", "a tote bag", "a backpack", "a shoulder bag",
+     "a clutch bag", "a satchel"),
+    ("an ankle boot", "a pair of ankle boots", "an ankle bootie", "a pair of chukka boots",
+     "a heeled ankle boot", "a lace-up ankle boot"),
 )  # fmt: skip
-FASHION_TRAIN = (
-    "a photo of a {w}", "a picture of a {w}", "a grayscale image of a {w}",
-    "a product photo of a {w}", "a small photo of a {w}",
+FASHION_DESCRIPTIONS = (
+    ("a short-sleeved casual cotton top", "a collarless top with short sleeves",
+     "a sleeveless top for warm weather", "a basic top without buttons",
+     "a light top for hot days", "a casual top with a printed logo"),
+    ("long pants covering both legs", "legwear reaching down to the ankles",
+     "something worn on the legs", "denim worn from waist to ankle",
+     "two long legs and a waistband", "clothing for the lower body"),
+    ("a warm knitted top with long sleeves", "a cosy woollen top for winter",
+     "knitwear pulled on over the head", "a thick top for cold days",
+     "something knitted to keep you warm", "a chunky knit for chilly weather"),
+    ("a one-piece garment with a skirt", "a women's outfit from shoulders to knees",
+     "an elegant outfit for a party", "a flowing garment worn by women",
+     "top and skirt in one piece", "a long flowing summer outfit"),
+    ("outerwear to keep out the cold", "something warm to wear outside",
+     "a heavy long-sleeved outer layer", "a zip-up layer for cold weather",
+     "a buttoned outer garment for winter", "a warm layer worn over clothes"),
+    ("open footwear with straps", "a strappy shoe for the beach",
+     "summer footwear that shows the toes", "a shoe with open toes", "footwear for hot weather",
+     "a flat sole held on with straps"),
+    ("a collared top with front buttons", "a long-sleeved top with a collar",
+     "a smart buttoned top for work", "formal office wear for the torso",
+     "a plaid long-sleeved top with buttons", "a crisp buttoned top with cuffs"),
+    ("a sporty shoe with laces", "footwear for running and sports",
+     "a casual lace-up sports shoe", "comfortable shoes for the gym",
+     "a rubber-soled athletic shoe", "a low casual shoe with laces"),
+    ("something to carry your things in", "an accessory with handles for carrying",
+     "a leather accessory with a strap", "a container carried on the shoulder",
+     "something to hold a wallet and keys", "a carryall with a zip"),
+    ("footwear that covers the ankle", "a short boot for autumn",
+     "a sturdy shoe rising above the ankle", "a heeled shoe covering the ankle",
+     "winter footwear reaching above the ankle", "chunky leather footwear for cold weather"),
+)  # fmt: skip
+FASHION_FRAMES = (
+    "a photo of {x}", "a picture of {x}", "a product photo of {x}",
+    "{x} on a black background", "a grayscale image of {x}", "a small low-resolution photo of {x}",
 )  # fmt: skip
 FASHION_HELDOUT = (
     ("a short-sleeved tee", "a cotton top with a round neck", "a casual summer top"),
@@ -62,6 +118,10 @@ DEFAULT_CACHE_DIR = "~/.cache/lwgen/captions"
 def class_captions(source: str, split: str) -> list[list[str]]:
     """The caption templates of a labelled source, filled in per class.
 
+    Digits: five templates around the digit's word. Fashion-MNIST: every frame around every name
+    of the class, plus its descriptions (``FASHION_NAMES``, ``FASHION_FRAMES``,
+    ``FASHION_DESCRIPTIONS``). Held-out: three paraphrases per class.
+
     Args:
       source: ``"digits"`` or ``"fashion_mnist_idx"``.
       split: ``"train"`` (training templates) or ``"heldout"`` (paraphrases training never sees).
@@ -79,7 +139,10 @@ def class_captions(source: str, split: str) -> list[list[str]]:
         return [[t.format(w=w, d=d) for t in templates] for d, w in enumerate(DIGIT_WORDS)]
     if source == "fashion_mnist_idx":
         if split == "train":
-            return [[t.format(w=w) for t in FASHION_TRAIN] for w in FASHION_WORDS]
+            return [
+                [f.format(x=n) for f in FASHION_FRAMES for n in names] + list(descriptions)
+                for names, descriptions in zip(FASHION_NAMES, FASHION_DESCRIPTIONS, strict=True)
+            ]
         return [list(c) for c in FASHION_HELDOUT]
     raise DataError(f"no caption templates for data.source {source!r} (digits, fashion_mnist_idx)")
 
