@@ -23,6 +23,7 @@ from lwgen.data.captions import (
     read_jsonl_captions,
 )
 from lwgen.errors import DataError, MissingFileError
+from lwgen.families.textgan import make_trainer
 from lwgen.families.textgan_prompts import ensure_caption_cache
 from lwgen.losses.gan import matching_aware_d_loss, mode_seeking_loss
 from lwgen.models.text_gan import FUSIONS, TextGenerator
@@ -302,3 +303,10 @@ def test_family_sample_draws_held_out_prompts_of_each_label(demo):
     assert np.abs(images).max() <= 1.0
     assert not np.allclose(images[0], images[2])  # another class's prompt, another image
     assert judged_data_config(restored.config.data).source == "digits"
+
+
+def test_a_config_saved_before_the_training_terms_builds_a_trainer_without_them(scratch):
+    config = tiny_textgan_config(scratch)
+    del config.train["mode_seeking_weight"], config.train["text_noise"]
+    step = make_trainer(config).step
+    assert step.keywords["mode_seeking_weight"] == 0.0 and step.keywords["text_noise"] == 0.0

@@ -208,8 +208,9 @@ def make_trainer(config: ml_collections.ConfigDict) -> Trainer:
             text_step,
             loss=config.train.loss,
             ema_decay=o.ema_decay,
-            mode_seeking_weight=float(config.train.mode_seeking_weight),
-            text_noise=float(config.train.text_noise),
+            # configs saved before these terms existed trained without them: resume unchanged
+            mode_seeking_weight=float(config.train.get("mode_seeking_weight", 0.0)),
+            text_noise=float(config.train.get("text_noise", 0.0)),
         ),
         inference_variables=inference_variables,
         example_inputs={G: functools.partial(textgan_export.example_inputs, config)},
