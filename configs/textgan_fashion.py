@@ -22,11 +22,11 @@ from lwgen.families.textgan import textgan_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    """60,000 training images, concatenation fusion (see ``configs/textgan_digits.py``), 3,000
+    """60,000 training images, concatenation fusion (see ``configs/textgan_digits.py``), 5,000
     steps at batch 64."""
     config = textgan_config("fashion_mnist_idx", (32, 32, 1), fusion="concat")
     config.data.class_names = CLASS_NAMES
-    config.num_train_steps = 3000
+    config.num_train_steps = 5000
     config.batch_size = 64
     config.train.checkpoint_every = 1000
     config.train.sample_every = 1000
