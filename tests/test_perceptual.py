@@ -15,7 +15,7 @@ from lwgen.errors import ConfigError, DataError, MissingFileError
 from lwgen.eval.lpips import lpips
 from lwgen.losses import perceptual
 from lwgen.models import vgg_weights
-from lwgen.models.layers import ConditionalInstanceNorm
+from lwgen.models.layers import ConditionalInstanceNorm, instance_norm
 from lwgen.models.style import TransformerNet, equalize_norm_inputs
 from lwgen.models.vgg import (
     VGG16_WIDTHS,
@@ -150,6 +150,10 @@ def test_conditional_instance_norm_selects_each_styles_scale_and_bias():
         mean, std = out[row].mean(axis=(0, 1)), out[row].std(axis=(0, 1))
         np.testing.assert_allclose(mean, beta[style], atol=1e-4)
         np.testing.assert_allclose(std, gamma[style], rtol=1e-3)
+    # The folded affine form is Dumoulin et al.'s γ_s · IN(x) + β_s itself.
+    styles = jnp.array([2, 0, 1])
+    expected = instance_norm(x) * gamma[styles][:, None, None] + beta[styles][:, None, None]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_transformer_net_has_johnsons_size_and_keeps_the_image_shape():

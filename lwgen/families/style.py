@@ -29,9 +29,10 @@ from lwgen.models.style import equalize_norm_inputs
 from lwgen.models.vgg import VGG16_WIDTHS
 
 GRID_PHOTOS = 4
-# INT8 against JAX on the verification photos, with `export_variables`: the demo's teacher measured
-# 26.2 dB (19.9 dB before equalisation) and its student 32.0 dB.
-MIN_PSNR_DB = 24.0
+# INT8 against JAX on the verification photos, with `export_variables` and the folded norm of
+# `lwgen.models.layers.ConditionalInstanceNorm`: the demo's teacher measured 30.1 dB (26.2 dB
+# unfolded, 19.9 dB before equalisation) and its student 35.7 dB (32.0 dB unfolded).
+MIN_PSNR_DB = 28.0
 # Calibration photos per style for `export_variables` (from the converter's calibration stream).
 EQUALIZE_PER_STYLE = 2
 Stylize = Callable[[np.ndarray, np.ndarray], np.ndarray]
