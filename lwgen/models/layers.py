@@ -271,9 +271,16 @@ def instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
     Returns:
       float32 ``[B, H, W, C]`` with zero mean and unit variance per image and channel.
     """
+    mean, inv_std = instance_stats(x, eps)
+    return (x - mean) * inv_std
+
+
+def instance_stats(x: jax.Array, eps: float = 1e-5) -> tuple[jax.Array, jax.Array]:
+    """Per image and channel ``μ`` and ``1 / sqrt(σ² + eps)`` over space (Ulyanov et al. 2016,
+    eq. 2), each float32 ``[B, 1, 1, C]``, for ``x`` float32 ``[B, H, W, C]``."""
     mean = jnp.mean(x, axis=(1, 2), keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
-    return (x - mean) * lax.rsqrt(var + eps)
+    return mean, lax.rsqrt(var + eps)
 
 
 class ConditionalInstanceNorm(nn.Module):
@@ -305,7 +312,6 @@ class ConditionalInstanceNorm(nn.Module):
         gamma = self.param("scale", nn.initializers.ones, (self.num_styles, c))
         beta = self.param("bias", nn.initializers.zeros, (self.num_styles, c))
         scale, shift = style @ gamma, style @ beta
-        mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-        var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
-        a = scale[:, None, None, :] * lax.rsqrt(var + self.eps)
+        mean, inv_std = instance_stats(x, self.eps)
+        a = scale[:, None, None, :] * inv_std
         return x * a + (shift[:, None, None, :] - mean * a)
