@@ -85,16 +85,13 @@ def bundle_sampler(bundle_dir: str, num_threads: int = 1):
     runner = TFLiteRunner.from_bundle(bundle, core.DENOISER, num_threads)
     schedule = Schedule.from_alpha_bar(fields["schedule"]["name"], fields["schedule"]["alpha_bar"])
 
-    def host_denoise(x_t, embedding, y):
-        # numpy and TFLite only: a JAX call here would wait for the CPU thread that runs this
-        # callback, which deadlocks on a one-core machine
-        arrays = {"x_t": x_t, "t_embedding": embedding, "y": y}
-        return runner(**{k: np.asarray(v) for k, v in arrays.items()})["output"]
+    def host_denoise(x_t, t, y):
+        embedding = np.asarray(timestep_embedding(np.asarray(t), fields["embed_dim"]))
+        return runner(x_t=np.asarray(x_t), t_embedding=embedding, y=np.asarray(y))["output"]
 
     def denoise(x_t, t, y):
         out = jax.ShapeDtypeStruct(x_t.shape, np.float32)
-        embedding = timestep_embedding(t, fields["embed_dim"])
-        return jax.pure_callback(host_denoise, out, x_t, embedding, y)
+        return jax.pure_callback(host_denoise, out, x_t, t, y)
 
     def run(x_T, y, noise):
         return sample(
