@@ -15,9 +15,8 @@ class: how far the encoder alone carries them), Fréchet distance (held-out prom
 Pi path, ``pi_infer.py`` ms per prompt for the encoder and per image for the generator (batch 1,
 1 thread). A second table exports each MiniLM run's encoder as float16 and as dynamic-range INT8
 and gives the cosine of its embeddings to the float encoder's on the held-out prompts, file size
-and ms per prompt. Goals (issue 12) are
-printed as met or not met. Writes ``OUT/text_report.md`` and ``.json``; lwgen's user errors
-print one line and exit 2.
+and ms per prompt. Goals (issue 12) are printed as met or not met. Writes
+``OUT/text_report.md`` and ``.json``; lwgen's user errors print one line and exit 2.
 """
 
 from __future__ import annotations

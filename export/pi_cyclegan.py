@@ -63,8 +63,7 @@ def translate(args: argparse.Namespace, metadata: dict[str, Any], pi_infer: Any)
           f"{domains.get(target, target)} with {name}")  # fmt: skip
     pi_infer.write_images(args.out, out, names)
     if args.npy:
-        pi_infer.atomic_write(args.npy, lambda f: np.savez(f, images=out, names=np.array(names)))
-        print(f"wrote {args.npy}: images {out.shape} uint8, names [{len(names)}]")
+        pi_infer.save_npy(args.npy, out, names=np.array(names))
     if args.benchmark:
         median, p90 = pi_infer.benchmark(translator, {"image": x[:1]}, args.benchmark)
         print(

@@ -594,8 +594,15 @@ def write_outputs(args: argparse.Namespace, images: np.ndarray, label_ids: np.nd
     atomic_write(args.out, lambda f: grid.save(f, format="PNG"))
     print(f"wrote {args.out}: {rows} labels x {args.num} samples, {grid.width}x{grid.height}")
     if args.npy:
-        atomic_write(args.npy, lambda f: np.savez(f, images=images, labels=label_ids))
-        print(f"wrote {args.npy}: images {images.shape} uint8, labels {label_ids.shape} int64")
+        save_npy(args.npy, images, labels=label_ids)
+
+
+def save_npy(path: str, images: np.ndarray, **arrays: np.ndarray) -> None:
+    """The ``--npy`` file: uint8 ``images`` ``[N, H, W, C]`` and ``arrays`` (one entry per image:
+    labels, names or prompts) in one ``.npz``, written atomically."""
+    atomic_write(path, lambda f: np.savez(f, images=images, **arrays))
+    described = ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items())
+    print(f"wrote {path}: images {images.shape} uint8, {described}")
 
 
 def write_images(out: str, images: np.ndarray, names: list[str]) -> None:

@@ -146,9 +146,8 @@ def text_generator(args, metadata: dict[str, Any], pi: ModuleType) -> None:
     print(
         f"wrote {args.out}: {len(prompts)} prompts x {args.num} samples, {grid.width}x{grid.height}"
     )
-    if args.npy:  # uint8 [N, H, W, C] and each image's prompt
-        prompt_of = np.asarray(prompts)[rows]
-        pi.atomic_write(args.npy, lambda f: np.savez(f, images=images, prompts=prompt_of))
+    if args.npy:
+        pi.save_npy(args.npy, images, prompts=np.asarray(prompts)[rows])
     if args.benchmark:
         encode_ms = _time_ms(lambda: encode(prompts[:1]), args.benchmark) if encoder else 0.0
         one = {n: inputs[n][:1] for n in names}
