@@ -72,8 +72,12 @@ def evaluate(
 
 def bundle_sampler(bundle_dir: str, num_threads: int = 1):
     """``(run(x_T, y, noise) -> images, fields)``: the JAX sampler of
-    ``lwgen.diffusion.samplers`` driving a bundle's TFLite denoiser (through
-    ``jax.pure_callback``) with the schedule and settings stored in ``bundle.json``."""
+    ``lwgen.diffusion.samplers`` driving a bundle's TFLite denoiser with the schedule and
+    settings stored in ``bundle.json``.
+
+    ``run`` executes op by op under ``jax.disable_jit`` (the scan becomes a host loop) and calls
+    the interpreter directly with numpy arrays. A ``jax.pure_callback`` from compiled code would
+    run the interpreter on XLA's CPU thread, where any JAX call deadlocks a one-core machine."""
     import jax
 
     from lwgen.export.metadata import load_bundle
@@ -85,29 +89,27 @@ def bundle_sampler(bundle_dir: str, num_threads: int = 1):
     runner = TFLiteRunner.from_bundle(bundle, core.DENOISER, num_threads)
     schedule = Schedule.from_alpha_bar(fields["schedule"]["name"], fields["schedule"]["alpha_bar"])
 
-    def host_denoise(x_t, t, y):
-        embedding = np.asarray(timestep_embedding(np.asarray(t), fields["embed_dim"]))
-        return runner(x_t=np.asarray(x_t), t_embedding=embedding, y=np.asarray(y))["output"]
-
     def denoise(x_t, t, y):
-        out = jax.ShapeDtypeStruct(x_t.shape, np.float32)
-        return jax.pure_callback(host_denoise, out, x_t, t, y)
+        embedding = np.asarray(timestep_embedding(t, fields["embed_dim"]))
+        out = runner(x_t=np.asarray(x_t), t_embedding=embedding, y=np.asarray(y))["output"]
+        return jax.numpy.asarray(out)
 
     def run(x_T, y, noise):
-        return sample(
-            denoise,
-            x_T,
-            y,
-            np.asarray(fields["timesteps"]),
-            schedule,
-            parameterization=fields["parameterization"],
-            sampler=fields["sampler"],
-            eta=fields["eta"],
-            guidance=fields["guidance"],
-            noise=noise,
-        )
+        with jax.disable_jit():
+            return sample(
+                denoise,
+                x_T,
+                y,
+                np.asarray(fields["timesteps"]),
+                schedule,
+                parameterization=fields["parameterization"],
+                sampler=fields["sampler"],
+                eta=fields["eta"],
+                guidance=fields["guidance"],
+                noise=noise,
+            )
 
-    return jax.jit(run), fields
+    return run, fields
 
 
 def evaluate_bundle(
