@@ -16,7 +16,7 @@ from lwgen.eval.lpips import lpips
 from lwgen.losses import perceptual
 from lwgen.models import vgg_weights
 from lwgen.models.layers import ConditionalInstanceNorm, instance_norm
-from lwgen.models.style import TransformerNet, equalize_norm_inputs
+from lwgen.models.style import TransformerNet, bound_norm_input, equalize_norm_inputs
 from lwgen.models.vgg import (
     VGG16_WIDTHS,
     VGG19_BLOCKS,
@@ -217,3 +217,38 @@ def test_equalized_norm_inputs_keep_the_function_and_give_unit_channel_spread():
     )
     with pytest.raises(ValueError, match="activation"):
         TransformerNet(activation="gelu").init(jax.random.PRNGKey(0), x, style[:, :1])
+
+
+def _norm_inputs(net, variables, x, style) -> list[jax.Array]:
+    """The input of every `ConditionalInstanceNorm` call of ``net``."""
+    seen = []
+
+    def record(next_fun, args, kwargs, context):
+        if type(context.module).__name__ == "ConditionalInstanceNorm":
+            seen.append(args[0])
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        net.apply(variables, x, style)
+    return seen
+
+
+def test_bounded_norm_inputs_clip_every_norm_input_and_leave_the_parameters():
+    h = jnp.array([-9.0, -2.0, 0.5, 3.9, 4.1, 100.0])
+    np.testing.assert_allclose(bound_norm_input(h, 4.0), [-1.0, -0.5, 0.125, 0.975, 1.0, 1.0])
+    np.testing.assert_array_equal(bound_norm_input(h, 0.0), h)
+    kwargs = dict(num_styles=2, widths=(4, 8, 8), num_res_blocks=1)
+    x = jax.random.uniform(jax.random.PRNGKey(0), (2, 16, 16, 3), minval=-1.0, maxval=1.0)
+    style = jnp.eye(2)
+    plain, clipped = TransformerNet(**kwargs), TransformerNet(**kwargs, norm_input_clip=2.0)
+    variables = plain.init(jax.random.PRNGKey(1), x, style)
+    # The same parameters: a clipped network takes an unclipped one's checkpoint.
+    assert jax.tree.structure(clipped.init(jax.random.PRNGKey(1), x, style)) == jax.tree.structure(
+        variables
+    )
+    big = jax.tree.map(lambda v: 50.0 * v, variables)  # conv outputs far outside [-2, 2]
+    unbounded, bounded = _norm_inputs(plain, big, x, style), _norm_inputs(clipped, big, x, style)
+    assert len(bounded) == 7  # 3 downsampling convs, 2 in the residual block, 2 upsamplings
+    np.testing.assert_allclose(bounded[0], jnp.clip(unbounded[0] / 2.0, -1.0, 1.0), rtol=1e-6)
+    assert all(float(jnp.abs(free).max()) > 2.0 for free in unbounded)
+    assert all(float(jnp.abs(clip).max()) == 1.0 for clip in bounded)

@@ -83,6 +83,9 @@ def test_teacher_student_int8_bundle_and_pi_infer(tmp_path):
     metadata = export_workdir(str(tmp_path / "student"), str(bundle), quant="int8")
     assert metadata["fields"]["style_names"] == ["brick", "grass"]
     model = metadata["models"]["stylizer"]
+    # The student's norm-input clips fuse into its convs (RELU_N1_TO_1): no op of their own.
+    assert restored.config.model.stylizer.norm_input_clip > 0
+    assert not {"MINIMUM", "MAXIMUM", "RELU_N1_TO_1"} & set(model["ops"])
     assert sorted(t["name"] for t in model["inputs"]) == ["image", "style"]
     photos = tmp_path / "photos"
     photos.mkdir()

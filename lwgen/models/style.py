@@ -11,7 +11,8 @@ TFLite). The style enters as a float one-hot vector; with ``num_styles=1`` it is
 single-style network. The network is fully convolutional: any ``H, W`` divisible by 4.
 Convolutions followed by instance norm have no bias (the norm removes it; its gradient would be
 rounding noise that Adam amplifies).
-`equalize_norm_inputs` rescales those convs for INT8 export without changing the float function.
+`equalize_norm_inputs` rescales those convs for INT8 export without changing the float function;
+`bound_norm_input` (``norm_input_clip``) clips them instead, for a tight INT8 range by design.
 """
 
 from __future__ import annotations
@@ -28,6 +29,29 @@ from lwgen.models.layers import ConditionalInstanceNorm, Upsample2x
 ACTIVATIONS = {"relu": nn.relu, "relu6": nn.relu6}
 
 
+def bound_norm_input(h: jax.Array, clip: float) -> jax.Array:
+    """``clip(h / clip, -1, 1)`` for ``clip > 0`` (``h`` unchanged for 0): the bounded output of
+    a conv that feeds an instance norm.
+
+    Instance norm divides out any scale of its input, so a spike in a conv output costs the
+    float network nothing, and networks trained with it learn such spikes (the droplet artefact
+    of Karras et al. 2020, "StyleGAN2", §2.1). In INT8, one per-tensor range must cover the
+    spikes, which leaves few rounding steps for the rest of the tensor; the norm then scales that
+    rounding noise back up to unit variance. Clipping the activation to a trained range bounds
+    the INT8 range (PACT, Choi et al. 2018, §2, with the range set by the kernel's scale, which
+    the norm otherwise ignores). TFLite fuses the scale into the conv's kernel and the clip into
+    its RELU_N1_TO_1 activation: no extra op.
+
+    Args:
+      h: float32 ``[B, H, W, C]`` conv output.
+      clip: bound in units of ``h`` (0: off).
+
+    Returns:
+      float32 ``[B, H, W, C]`` in ``[-1, 1]`` (or ``h``).
+    """
+    return jnp.clip(h / clip, -1.0, 1.0) if clip > 0 else h
+
+
 class ResidualBlock(nn.Module):
     """Two 3×3 convs with conditional instance norm and an identity shortcut (He et al. 2016;
     Johnson et al. 2016 supp. Fig. 1, without the ReLU after the sum)."""
@@ -35,14 +59,18 @@ class ResidualBlock(nn.Module):
     features: int
     num_styles: int
     activation: Callable[[jax.Array], jax.Array] = nn.relu
+    norm_input_clip: float = 0.0
 
     @nn.compact
     def __call__(self, x: jax.Array, style: jax.Array) -> jax.Array:
         """``[B, H, W, features]`` → same shape."""
-        h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(x)
-        h = self.activation(ConditionalInstanceNorm(self.num_styles)(h, style))
-        h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(h)
-        return x + ConditionalInstanceNorm(self.num_styles)(h, style)
+
+        def conv_norm(h):
+            h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(h)
+            h = bound_norm_input(h, self.norm_input_clip)
+            return ConditionalInstanceNorm(self.num_styles)(h, style)
+
+        return x + conv_norm(self.activation(conv_norm(x)))
 
 
 class TransformerNet(nn.Module):
@@ -59,6 +87,8 @@ class TransformerNet(nn.Module):
         ``"relu6"`` (Howard et al. 2017, "MobileNets", §3.1, "Body Architecture": bounded,
         so INT8 ranges stay tight and one bright spot cannot dominate the next norm's statistics,
         the droplet artefact of Karras et al. 2020, "StyleGAN2", §2).
+      norm_input_clip: `bound_norm_input` on every conv that feeds a norm (0: off). Such a
+        network is not scale invariant there, so export does not equalise it.
     """
 
     num_styles: int = 1
@@ -66,6 +96,7 @@ class TransformerNet(nn.Module):
     num_res_blocks: int = 5
     upsample: str = "resize_conv"
     activation: str = "relu"
+    norm_input_clip: float = 0.0
 
     @nn.compact
     def __call__(self, image: jax.Array, style: jax.Array, train: bool = False) -> jax.Array:
@@ -85,19 +116,21 @@ class TransformerNet(nn.Module):
                              f"{self.activation!r}")  # fmt: skip
         act = ACTIVATIONS[self.activation]
 
+        def norm(x):
+            x = bound_norm_input(x, self.norm_input_clip)
+            return act(ConditionalInstanceNorm(self.num_styles)(x, style))
+
         def conv_norm(x, features, kernel, strides=1):
             conv = nn.Conv(features, (kernel, kernel), strides, padding="SAME", use_bias=False)
-            x = conv(x)
-            return act(ConditionalInstanceNorm(self.num_styles)(x, style))
+            return norm(conv(x))
 
         x = conv_norm(image, w1, 9)
         x = conv_norm(x, w2, 3, 2)
         x = conv_norm(x, w3, 3, 2)
         for _ in range(self.num_res_blocks):
-            x = ResidualBlock(w3, self.num_styles, act)(x, style)
+            x = ResidualBlock(w3, self.num_styles, act, self.norm_input_clip)(x, style)
         for features in (w2, w1):
-            x = Upsample2x(features, self.upsample, use_bias=False)(x, train=train)
-            x = act(ConditionalInstanceNorm(self.num_styles)(x, style))
+            x = norm(Upsample2x(features, self.upsample, use_bias=False)(x, train=train))
         return nn.tanh(nn.Conv(3, (9, 9), padding="SAME")(x))
 
 
