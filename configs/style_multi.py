@@ -18,7 +18,8 @@ STYLES = ("starry_night", "graf1", "graf3", "brick", "grass", "gravel")
 def get_config(variant: str = "teacher") -> ml_collections.ConfigDict:
     """``"teacher"``: the full-width network on 64-px crops of photos resized to 192 px, batch 6
     (one crop per style), 500 steps (about 10 minutes on 2 idle CPU cores); ``"student"``:
-    widths (16, 32, 64), 3 residual blocks, distilled from ``teacher.workdir`` (default
+    widths (16, 32, 64), 3 residual blocks, norm inputs clipped for INT8
+    (``lwgen.families.style.student_config``), distilled from ``teacher.workdir`` (default
     ``runs/style/teacher``)."""
     config = style_config(STYLES, crop_size=64)
     config.data.photo_side = 192
