@@ -224,7 +224,7 @@ def _norm_inputs(net, variables, x, style) -> list[jax.Array]:
     seen = []
 
     def record(next_fun, args, kwargs, context):
-        if type(context.module).__name__ == "ConditionalInstanceNorm":
+        if isinstance(context.module, ConditionalInstanceNorm):
             seen.append(args[0])
         return next_fun(*args, **kwargs)
 
@@ -252,3 +252,5 @@ def test_bounded_norm_inputs_clip_every_norm_input_and_leave_the_parameters():
     np.testing.assert_allclose(bounded[0], jnp.clip(unbounded[0] / 2.0, -1.0, 1.0), rtol=1e-6)
     assert all(float(jnp.abs(free).max()) > 2.0 for free in unbounded)
     assert all(float(jnp.abs(clip).max()) == 1.0 for clip in bounded)
+    with pytest.raises(ValueError, match="norm_input_clip"):
+        equalize_norm_inputs(clipped, variables, x, style)

@@ -178,10 +178,10 @@ def export_variables(config: ml_collections.ConfigDict, variables: dict) -> dict
     of all channels in one range). On the previous demo's student it took INT8 vs float LPIPS
     from 0.336 to 0.227 and PSNR from 23.3 to 26.3 dB on the held-out photos. A network with
     ``model.stylizer.norm_input_clip`` is exported as trained (its clip bounds the range)."""
-    clipped = config.model.stylizer.get("norm_input_clip", 0.0) > 0
+    module = core.stylizer_module(config)
+    clipped = module.norm_input_clip > 0
     if clipped or not config.export.get("equalize", True):  # saved before the option: on
         return variables
-    module = core.stylizer_module(config)
     inputs = _sample_inputs(config, EQUALIZE_PER_STYLE * module.num_styles, 0, 0)
     return equalize_norm_inputs(module, variables, inputs["image"], inputs["style"])
 

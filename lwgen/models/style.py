@@ -165,7 +165,16 @@ def equalize_norm_inputs(
 
     Returns:
       Variables of the same structure with the rescaled kernels.
+
+    Raises:
+      ValueError: if ``module.norm_input_clip`` is on (`bound_norm_input` makes the network
+        depend on the scale of those convs, so rescaling them would change its function).
     """
+    if module.norm_input_clip > 0:
+        raise ValueError(
+            f"equalize_norm_inputs needs a scale-invariant network, got norm_input_clip="
+            f"{module.norm_input_clip}: export a clipped network as trained"
+        )
     _, state = module.apply(
         variables, image, style, capture_intermediates=lambda m, _: isinstance(m, nn.Conv)
     )
