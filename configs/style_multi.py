@@ -12,23 +12,23 @@ import ml_collections
 
 from lwgen.families.style import student_config, style_config
 
-STYLES = ("starry_night", "graf1", "graf3", "brick", "grass", "gravel")
+STYLES = ("starry_night", "graf1", "immunohistochemistry", "brick", "grass", "gravel")
 
 
 def get_config(variant: str = "teacher") -> ml_collections.ConfigDict:
     """``"teacher"``: the full-width network on 64-px crops of photos resized to 192 px, batch 6
-    (one crop per style), 500 steps (about 10 minutes on 2 idle CPU cores); ``"student"``:
-    widths (16, 32, 64), 3 residual blocks, norm inputs clipped for INT8
-    (``lwgen.families.style.student_config``), distilled from ``teacher.workdir`` (default
-    ``runs/style/teacher``)."""
+    (one crop per style), 500 steps (about 6 minutes on one CPU core); ``"student"``:
+    widths (16, 32, 64), 3 residual blocks, norm inputs clipped tighter for INT8
+    (``lwgen.families.style.student_config``), 600 steps distilled from ``teacher.workdir``
+    (default ``runs/style/teacher``)."""
     config = style_config(STYLES, crop_size=64)
     config.data.photo_side = 192
     config.num_train_steps = 500
     config.train.update(log_every=50, checkpoint_every=250, sample_every=500)
     if variant == "student":
         config = student_config(config, "runs/style/teacher")
-        config.num_train_steps = 300
-        config.train.update(checkpoint_every=150, sample_every=300)
+        config.num_train_steps = 600
+        config.train.update(checkpoint_every=300, sample_every=600)
     elif variant != "teacher":
         raise ValueError(f"variant must be 'teacher' or 'student', got {variant!r}")
     return config

@@ -16,7 +16,13 @@ from lwgen.eval.lpips import lpips
 from lwgen.losses import perceptual
 from lwgen.models import vgg_weights
 from lwgen.models.layers import ConditionalInstanceNorm, instance_norm
-from lwgen.models.style import TransformerNet, bound_norm_input, equalize_norm_inputs
+from lwgen.models.style import (
+    TransformerNet,
+    bound_norm_input,
+    equalize_norm_inputs,
+    kernel_norm,
+    output_clip,
+)
 from lwgen.models.vgg import (
     VGG16_WIDTHS,
     VGG19_BLOCKS,
@@ -234,9 +240,17 @@ def _norm_inputs(net, variables, x, style) -> list[jax.Array]:
 
 
 def test_bounded_norm_inputs_clip_every_norm_input_and_leave_the_parameters():
-    h = jnp.array([-9.0, -2.0, 0.5, 3.9, 4.1, 100.0])
-    np.testing.assert_allclose(bound_norm_input(h, 4.0), [-1.0, -0.5, 0.125, 0.975, 1.0, 1.0])
-    np.testing.assert_array_equal(bound_norm_input(h, 0.0), h)
+    # Two output channels with kernel norms 2 (3² · 4 entries of 1/3) and 0.5: bounds 8 and 2.
+    kernel = jnp.stack([jnp.full((3, 3, 4), 1 / 3), jnp.full((3, 3, 4), 1 / 12)], axis=-1)
+    h = jnp.array([[-9.0, -9.0], [4.0, 1.0], [8.5, 2.5]])
+    np.testing.assert_allclose(
+        bound_norm_input(h, kernel, 4.0), [[-1.0, -1.0], [0.5, 0.5], [1.0, 1.0]], rtol=1e-6
+    )
+    np.testing.assert_array_equal(bound_norm_input(h, kernel, 0.0), h)
+    # Scaling the kernel scales the bound: the network cannot grow past the clip.
+    np.testing.assert_allclose(
+        bound_norm_input(10.0 * h, 10.0 * kernel, 4.0), bound_norm_input(h, kernel, 4.0), rtol=1e-6
+    )
     kwargs = dict(num_styles=2, widths=(4, 8, 8), num_res_blocks=1)
     x = jax.random.uniform(jax.random.PRNGKey(0), (2, 16, 16, 3), minval=-1.0, maxval=1.0)
     style = jnp.eye(2)
@@ -246,11 +260,49 @@ def test_bounded_norm_inputs_clip_every_norm_input_and_leave_the_parameters():
     assert jax.tree.structure(clipped.init(jax.random.PRNGKey(1), x, style)) == jax.tree.structure(
         variables
     )
-    big = jax.tree.map(lambda v: 50.0 * v, variables)  # conv outputs far outside [-2, 2]
-    unbounded, bounded = _norm_inputs(plain, big, x, style), _norm_inputs(clipped, big, x, style)
+    # At 0.3 kernel norms every norm input saturates somewhere, and only somewhere.
+    tight = TransformerNet(**kwargs, norm_input_clip=0.3)
+    unbounded, bounded = (
+        _norm_inputs(plain, variables, x, style),
+        _norm_inputs(tight, variables, x, style),
+    )
     assert len(bounded) == 7  # 3 downsampling convs, 2 in the residual block, 2 upsamplings
-    np.testing.assert_allclose(bounded[0], jnp.clip(unbounded[0] / 2.0, -1.0, 1.0), rtol=1e-6)
-    assert all(float(jnp.abs(free).max()) > 2.0 for free in unbounded)
+    first = 0.3 * kernel_norm(variables["params"]["Conv_0"]["kernel"])
+    np.testing.assert_allclose(bounded[0], jnp.clip(unbounded[0] / first, -1.0, 1.0), rtol=1e-5)
     assert all(float(jnp.abs(clip).max()) == 1.0 for clip in bounded)
+    assert all(0.05 < float(jnp.mean(jnp.abs(clip) < 1.0)) < 1.0 for clip in bounded)
+    # The bound follows the kernel: scaling the norm-input kernels changes nothing.
+    louder = jax.tree_util.tree_map_with_path(
+        lambda p, v: 10.0 * v if p[-1].key == "kernel" and "Conv_3" not in str(p) else v,
+        variables,
+    )
+    np.testing.assert_allclose(
+        tight.apply(louder, x, style), tight.apply(variables, x, style), atol=1e-4
+    )
+    with pytest.raises(ValueError, match="resize_conv"):
+        TransformerNet(**kwargs, norm_input_clip=2.0, upsample="subpixel").init(
+            jax.random.PRNGKey(0), x, style
+        )
     with pytest.raises(ValueError, match="norm_input_clip"):
         equalize_norm_inputs(clipped, variables, x, style)
+
+
+def test_clip_output_stays_in_range_and_passes_gradient_where_tanh_saturates():
+    x = jnp.array([-7.0, -0.5, 0.25, 1.5, 7.0])
+    np.testing.assert_array_equal(output_clip(x, train=False), jnp.clip(x, -1.0, 1.0))
+    np.testing.assert_array_equal(output_clip(x, train=True), output_clip(x, train=False))
+    # Straight through: gradient 1 everywhere in training (a saturated tanh passes ~3e-6 at 7).
+    np.testing.assert_array_equal(jax.grad(lambda v: output_clip(v, True).sum())(x), 1.0)
+    assert float(jax.grad(lambda v: jnp.tanh(v).sum())(x)[-1]) < 1e-5
+    kwargs = dict(num_styles=2, widths=(4, 8, 8), num_res_blocks=1)
+    image = jax.random.uniform(jax.random.PRNGKey(0), (2, 16, 16, 3), minval=-1.0, maxval=1.0)
+    net = TransformerNet(**kwargs, output="clip")
+    variables = net.init(jax.random.PRNGKey(1), image, jnp.eye(2))
+    loud = jax.tree_util.tree_map_with_path(
+        lambda p, v: 30.0 * v if p[-2].key == "Conv_3" else v, variables
+    )
+    out = net.apply(loud, image, jnp.eye(2))
+    assert float(jnp.abs(out).max()) == 1.0 and float(jnp.mean(jnp.abs(out) == 1.0)) > 0.1
+    np.testing.assert_allclose(net.apply(loud, image, jnp.eye(2), train=True), out, atol=1e-4)
+    with pytest.raises(ValueError, match="output"):
+        TransformerNet(**kwargs, output="sigmoid").init(jax.random.PRNGKey(0), image, jnp.eye(2))

@@ -2,8 +2,10 @@
 
 Paintings and murals come from the Debian package ``opencv-doc``'s examples data (``make
 opencv-doc`` unpacks it into ``lwgen.data.photos.OPENCV_DOC_DATA``): van Gogh's *The Starry
-Night* and two photographs of a graffiti wall (``graf1``, ``graf3``). Textures come with
-scikit-image (``brick``, ``grass``, ``gravel``; grayscale, repeated to RGB).
+Night* and two photographs of a graffiti wall (``graf1``, ``graf3``: the same wall from two
+viewpoints, so they make near-identical styles). Textures come with scikit-image (``brick``,
+``grass``, ``gravel``: grayscale, repeated to RGB; ``immunohistochemistry``: a stained tissue
+section in brown and blue).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ STYLES = {
     "brick": ("skimage", "brick"),
     "grass": ("skimage", "grass"),
     "gravel": ("skimage", "gravel"),
+    "immunohistochemistry": ("skimage", "immunohistochemistry"),
 }
 
 

@@ -3,16 +3,16 @@ supplementary material's architecture table), with conditional instance norm (Du
 2017, §2.2) so that one network holds many styles.
 
 Layout: a 9×9 conv, two stride-2 3×3 convs (downsampling ×4), ``num_res_blocks`` residual
-blocks, two ×2 upsamplings and a 9×9 conv to RGB with ``tanh``. Every conv but the last is
-followed by `ConditionalInstanceNorm` and ReLU (or ReLU6). Upsampling is a nearest resize then a
-3×3 conv (``lwgen.models.layers.Upsample2x`` in ``"resize_conv"`` mode: no checkerboard
-artefacts, Odena et al. 2016, and RESIZE_NEAREST_NEIGHBOR + CONV_2D instead of TRANSPOSE_CONV in
-TFLite). The style enters as a float one-hot vector; with ``num_styles=1`` it is the
-single-style network. The network is fully convolutional: any ``H, W`` divisible by 4.
-Convolutions followed by instance norm have no bias (the norm removes it; its gradient would be
-rounding noise that Adam amplifies).
-`equalize_norm_inputs` rescales those convs for INT8 export without changing the float function;
-`bound_norm_input` (``norm_input_clip``) clips them instead, for a tight INT8 range by design.
+blocks, two ×2 upsamplings and a 9×9 conv to RGB with ``tanh`` (or a clip, `output_clip`).
+Every conv but the last is followed by `ConditionalInstanceNorm` and ReLU (or ReLU6). Upsampling
+is a nearest resize then a 3×3 conv (``lwgen.models.layers.Upsample2x`` in ``"resize_conv"``
+mode: no checkerboard artefacts, Odena et al. 2016, and RESIZE_NEAREST_NEIGHBOR + CONV_2D
+instead of TRANSPOSE_CONV in TFLite). The style enters as a float one-hot vector; with
+``num_styles=1`` it is the single-style network. The network is fully convolutional: any
+``H, W`` divisible by 4. Convolutions followed by instance norm have no bias (the norm removes
+it; its gradient would be rounding noise that Adam amplifies). `equalize_norm_inputs` rescales
+those convs for INT8 export without changing the float function; `bound_norm_input`
+(``norm_input_clip``) clips them instead: no droplets, and a tight INT8 range by design.
 """
 
 from __future__ import annotations
@@ -27,29 +27,73 @@ from flax import linen as nn
 from lwgen.models.layers import ConditionalInstanceNorm, Upsample2x
 
 ACTIVATIONS = {"relu": nn.relu, "relu6": nn.relu6}
+OUTPUTS = ("tanh", "clip")
 
 
-def bound_norm_input(h: jax.Array, clip: float) -> jax.Array:
-    """``clip(h / clip, -1, 1)`` for ``clip > 0`` (``h`` unchanged for 0): the bounded output of
-    a conv that feeds an instance norm.
+def output_clip(x: jax.Array, train: bool) -> jax.Array:
+    """``clip(x, -1, 1)``, with a straight-through gradient when ``train`` (Bengio, Léonard &
+    Courville 2013, "Estimating or Propagating Gradients Through Stochastic Neurons", §3).
+
+    A saturated ``tanh`` output passes almost no gradient (``1 - tanh² ≈ 3e-6`` at 7): a region
+    the network once drove to white stays white however the losses pull it, the white blobs of
+    an under-trained stylizer. The straight-through clip keeps the image in ``[-1, 1]`` (same
+    forward in training and inference) and lets the losses pull such a region back. TFLite fuses
+    the inference clip into the last conv as its RELU_N1_TO_1 activation.
+
+    Args:
+      x: float32 ``[B, H, W, 3]`` last-conv output.
+      train: straight-through gradient (training) or a plain clip (inference, export).
+
+    Returns:
+      float32 ``[B, H, W, 3]`` in ``[-1, 1]``.
+    """
+    clipped = jnp.clip(x, -1.0, 1.0)
+    return x + jax.lax.stop_gradient(clipped - x) if train else clipped
+
+
+def kernel_norm(kernel: jax.Array) -> jax.Array:
+    """float32 ``[C_out]``: the L2 norm of each output channel's kernel (all axes but the last)."""
+    return jnp.sqrt(jnp.sum(jnp.square(kernel), axis=tuple(range(kernel.ndim - 1))))
+
+
+def bound_norm_input(h: jax.Array, kernel: jax.Array, clip: float) -> jax.Array:
+    """``clip(h / (clip · ‖w_c‖), -1, 1)`` per output channel ``c`` for ``clip > 0`` (``h``
+    unchanged for 0): the bounded output of a conv that feeds an instance norm.
 
     Instance norm divides out any scale of its input, so a spike in a conv output costs the
-    float network nothing, and networks trained with it learn such spikes (the droplet artefact
-    of Karras et al. 2020, "StyleGAN2", §2.1). In INT8, one per-tensor range must cover the
-    spikes, which leaves few rounding steps for the rest of the tensor; the norm then scales that
-    rounding noise back up to unit variance. Clipping the activation to a trained range bounds
-    the INT8 range (PACT, Choi et al. 2018, §2, with the range set by the kernel's scale, which
-    the norm otherwise ignores). TFLite fuses the scale into the conv's kernel and the clip into
-    its RELU_N1_TO_1 activation: no extra op.
+    float network nothing, and networks trained with it learn such spikes: the droplet artefact
+    of Karras et al. 2020, "StyleGAN2", §2.1, here white or dark blobs over smooth regions. In
+    INT8, one per-tensor range must also cover the spikes, which leaves few rounding steps for the
+    rest of the tensor; the norm then scales that rounding noise back up to unit variance.
+
+    Dividing by the kernel's norm measures ``h`` as the output of a unit-norm kernel (weight
+    normalisation, Salimans & Kingma 2016, eq. 2, which the following norm makes free): about the
+    RMS of the conv's input for a typical pixel, and up to ``√(k² C_in)`` times more where the
+    input lines up with the kernel. The clip cuts such spikes at ``clip`` times the input scale,
+    and the network cannot slip past it by growing its kernel (a clip in raw units of ``h`` turns
+    into a sign function as the kernel grows). It also bounds the INT8 range (PACT, Choi et al.
+    2018, §2). TFLite folds the constant ``1 / (clip ‖w_c‖)`` into the conv's kernel and fuses the
+    clip as its RELU_N1_TO_1 activation: no extra op.
 
     Args:
       h: float32 ``[B, H, W, C]`` conv output.
-      clip: bound in units of ``h`` (0: off).
+      kernel: float32 ``[..., C]`` that conv's kernel.
+      clip: bound in units of a unit-norm kernel's output (0: off).
 
     Returns:
       float32 ``[B, H, W, C]`` in ``[-1, 1]`` (or ``h``).
     """
-    return jnp.clip(h / clip, -1.0, 1.0) if clip > 0 else h
+    if clip <= 0:
+        return h
+    return jnp.clip(h / (clip * kernel_norm(kernel) + 1e-12), -1.0, 1.0)
+
+
+def _bounded_conv(layer: nn.Module, x: jax.Array, clip: float, **kwargs) -> jax.Array:
+    """`bound_norm_input` of ``layer(x)``: a bias-free ``nn.Conv``, or an `Upsample2x` (its
+    ``Conv_0``)."""
+    h = layer(x, **kwargs)
+    params = layer.variables["params"]
+    return bound_norm_input(h, params.get("kernel", params.get("Conv_0", {}).get("kernel")), clip)
 
 
 class ResidualBlock(nn.Module):
@@ -66,8 +110,8 @@ class ResidualBlock(nn.Module):
         """``[B, H, W, features]`` → same shape."""
 
         def conv_norm(h):
-            h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(h)
-            h = bound_norm_input(h, self.norm_input_clip)
+            conv = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)
+            h = _bounded_conv(conv, h, self.norm_input_clip)
             return ConditionalInstanceNorm(self.num_styles)(h, style)
 
         return x + conv_norm(self.activation(conv_norm(x)))
@@ -87,8 +131,10 @@ class TransformerNet(nn.Module):
         ``"relu6"`` (Howard et al. 2017, "MobileNets", §3.1, "Body Architecture": bounded,
         so INT8 ranges stay tight and one bright spot cannot dominate the next norm's statistics,
         the droplet artefact of Karras et al. 2020, "StyleGAN2", §2).
-      norm_input_clip: `bound_norm_input` on every conv that feeds a norm (0: off). Such a
-        network is not scale invariant there, so export does not equalise it.
+      norm_input_clip: `bound_norm_input` on every conv that feeds a norm (0: off; needs
+        ``upsample="resize_conv"``). Such a network is not scale invariant there, so export
+        does not equalise it.
+      output: ``"tanh"`` (Johnson et al.) or ``"clip"`` (`output_clip`) on the last conv.
     """
 
     num_styles: int = 1
@@ -97,6 +143,7 @@ class TransformerNet(nn.Module):
     upsample: str = "resize_conv"
     activation: str = "relu"
     norm_input_clip: float = 0.0
+    output: str = "tanh"
 
     @nn.compact
     def __call__(self, image: jax.Array, style: jax.Array, train: bool = False) -> jax.Array:
@@ -105,7 +152,8 @@ class TransformerNet(nn.Module):
         Args:
           image: float32 ``[B, H, W, 3]`` in ``[-1, 1]``, ``H`` and ``W`` divisible by 4.
           style: float32 ``[B, num_styles]`` one-hot style (or a convex mix of styles).
-          train: selects the sub-pixel training form of the resize-convs (same values).
+          train: selects the sub-pixel training form of the resize-convs (same values) and the
+            straight-through gradient of ``output="clip"``.
 
         Returns:
           float32 ``[B, H, W, 3]`` in ``[-1, 1]``.
@@ -114,15 +162,21 @@ class TransformerNet(nn.Module):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
                              f"{self.activation!r}")  # fmt: skip
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.norm_input_clip > 0 and self.upsample != "resize_conv":
+            raise ValueError(
+                f"norm_input_clip needs upsample='resize_conv' (one kernel per output channel), "
+                f"got {self.upsample!r}"
+            )
         act = ACTIVATIONS[self.activation]
 
         def norm(x):
-            x = bound_norm_input(x, self.norm_input_clip)
             return act(ConditionalInstanceNorm(self.num_styles)(x, style))
 
         def conv_norm(x, features, kernel, strides=1):
             conv = nn.Conv(features, (kernel, kernel), strides, padding="SAME", use_bias=False)
-            return norm(conv(x))
+            return norm(_bounded_conv(conv, x, self.norm_input_clip))
 
         x = conv_norm(image, w1, 9)
         x = conv_norm(x, w2, 3, 2)
@@ -130,8 +184,10 @@ class TransformerNet(nn.Module):
         for _ in range(self.num_res_blocks):
             x = ResidualBlock(w3, self.num_styles, act, self.norm_input_clip)(x, style)
         for features in (w2, w1):
-            x = norm(Upsample2x(features, self.upsample, use_bias=False)(x, train=train))
-        return nn.tanh(nn.Conv(3, (9, 9), padding="SAME")(x))
+            up = Upsample2x(features, self.upsample, use_bias=False)
+            x = norm(_bounded_conv(up, x, self.norm_input_clip, train=train))
+        x = nn.Conv(3, (9, 9), padding="SAME")(x)
+        return nn.tanh(x) if self.output == "tanh" else output_clip(x, train)
 
 
 def _is_norm_input_conv(path: tuple[str, ...], leaf: dict, upsample: str) -> bool:
