@@ -36,8 +36,9 @@ MIN_PSNR_DB = 28.0
 # `lwgen.models.style.bound_norm_input` bounds in kernel norms, chosen on the demo's data. 500-step
 # teachers, looked at on 4 held-out photos × 6 styles: at 3 or 6 they turned posterised, at 8 or
 # 10 they kept content and style without droplets; unclipped, white blobs grew over smooth
-# regions. 600-step students of the clip-8 teacher, INT8 vs their float on 7 held-out photos × 6
-# styles (LPIPS): clip 8: 0.039 at 43.5 dB, 4: 0.026 at 45.0 dB (float vs teacher 0.208, 0.223).
+# regions. 600-step students of a 500-step clip-8 teacher, INT8 vs their float on 7 held-out
+# photos × 6 styles (LPIPS): clip 8: 0.039 at 43.5 dB, 4: 0.026 at 45.0 dB (float vs teacher
+# 0.208, 0.223).
 NORM_INPUT_CLIP = 8.0
 STUDENT_NORM_INPUT_CLIP = 4.0
 # Calibration photos per style for `export_variables` (from the converter's calibration stream).

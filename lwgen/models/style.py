@@ -92,8 +92,12 @@ def _bounded_conv(layer: nn.Module, x: jax.Array, clip: float, **kwargs) -> jax.
     """`bound_norm_input` of ``layer(x)``: a bias-free ``nn.Conv``, or an `Upsample2x` (its
     ``Conv_0``)."""
     h = layer(x, **kwargs)
+    if clip <= 0:
+        return h
     params = layer.variables["params"]
-    return bound_norm_input(h, params.get("kernel", params.get("Conv_0", {}).get("kernel")), clip)
+    return bound_norm_input(
+        h, params["kernel"] if "kernel" in params else params["Conv_0"]["kernel"], clip
+    )
 
 
 class ResidualBlock(nn.Module):
