@@ -136,7 +136,7 @@ class TransformerNet(nn.Module):
         so INT8 ranges stay tight and one bright spot cannot dominate the next norm's statistics,
         the droplet artefact of Karras et al. 2020, "StyleGAN2", §2).
       norm_input_clip: `bound_norm_input` on every conv that feeds a norm (0: off; needs
-        ``upsample="resize_conv"``). Such a network is not scale invariant there, so export
+        ``upsample="resize_conv"``). Its norm inputs are already in kernel norms, so export
         does not equalise it.
       output: ``"tanh"`` (Johnson et al.) or ``"clip"`` (`output_clip`) on the last conv.
     """
@@ -227,13 +227,14 @@ def equalize_norm_inputs(
       Variables of the same structure with the rescaled kernels.
 
     Raises:
-      ValueError: if ``module.norm_input_clip`` is on (`bound_norm_input` makes the network
-        depend on the scale of those convs, so rescaling them would change its function).
+      ValueError: if ``module.norm_input_clip`` is on: `bound_norm_input` divides each of
+        those convs by its kernel norm, so rescaling them changes neither the float function nor
+        what INT8 sees (a caller expecting an effect has the wrong network).
     """
     if module.norm_input_clip > 0:
         raise ValueError(
-            f"equalize_norm_inputs needs a scale-invariant network, got norm_input_clip="
-            f"{module.norm_input_clip}: export a clipped network as trained"
+            f"equalize_norm_inputs has no effect with norm_input_clip={module.norm_input_clip} "
+            "(its norm inputs are already in kernel norms): export a clipped network as trained"
         )
     _, state = module.apply(
         variables, image, style, capture_intermediates=lambda m, _: isinstance(m, nn.Conv)
